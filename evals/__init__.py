@@ -1,0 +1,1 @@
+"""vidagent's benchmarks: one module per benchmark (loading, samples, official scoring)."""
