@@ -21,7 +21,9 @@ class MissingDependencyError(VidagentError):
 
     def __init__(self, package: str, feature: str, extra: str | None = None) -> None:
         hint = f"pip install 'vidagent[{extra}]'" if extra else f"pip install {package}"
-        super().__init__(f"{feature} needs the '{package}' package, which is not installed ({hint})")
+        super().__init__(
+            f"{feature} needs the '{package}' package, which is not installed ({hint})"
+        )
         self.package = package
 
 

@@ -75,7 +75,7 @@ class EmbeddingRef(Record):
 class Segment(Record):
     """A span of the video with what perception found in it.
 
-    Frames are ``[start_frame, end_frame)`` (end exclusive); times are seconds, ``end`` exclusive too.
+    Frames are ``[start_frame, end_frame)`` (end exclusive); times are seconds, end exclusive too.
     """
 
     index: int = Field(ge=0)
@@ -90,7 +90,9 @@ class Segment(Record):
     @model_validator(mode="after")
     def _check_span(self) -> Segment:
         if self.end <= self.start:
-            raise ValueError(f"segment {self.index}: end {self.end} must be after start {self.start}")
+            raise ValueError(
+                f"segment {self.index}: end {self.end} must be after start {self.start}"
+            )
         if self.end_frame <= self.start_frame:
             raise ValueError(
                 f"segment {self.index}: end_frame {self.end_frame} must be after "
@@ -119,7 +121,7 @@ class Segmentation(Record):
 
 
 class Timeline(Record):
-    """A video cut into consecutive segments: the text-able representation the agent reasons over."""
+    """A video cut into consecutive segments: the representation the agent reasons over."""
 
     version: Literal[1] = 1
     video: VideoInfo

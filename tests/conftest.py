@@ -1,4 +1,4 @@
-"""Shared fixtures: real H.264 / VP9 videos written with PyAV, with known cuts and frame barcodes."""
+"""Shared fixtures: real H.264 / VP9 videos written with PyAV, with known cuts and barcodes."""
 
 from __future__ import annotations
 

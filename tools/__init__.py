@@ -1,4 +1,4 @@
-"""vidagent's perception tools: video decoding, frame sampling, segmentation (and, later, models)."""
+"""vidagent's perception tools: video decoding, frame sampling, segmentation, vision models."""
 
 from tools.sampling import (
     fps_indices,

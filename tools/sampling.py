@@ -72,9 +72,7 @@ def sample_fps(source: VideoSource, target_fps: float) -> FrameBatch:
     return source.get_frames(fps_indices(source.info, target_fps))
 
 
-def sample_segments(
-    source: VideoSource, segments: Sequence[Segment], k: int
-) -> list[FrameBatch]:
+def sample_segments(source: VideoSource, segments: Sequence[Segment], k: int) -> list[FrameBatch]:
     """``k`` frames per segment, decoded in one batch and split back per segment."""
     per_segment = segment_indices(segments, k)
     if not per_segment:

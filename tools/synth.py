@@ -47,9 +47,7 @@ class SyntheticVideo:
         return sum(1 for c in self.cuts if c <= frame_index)
 
 
-def render_frame(
-    index: int, width: int, height: int, shot: int, num_frames: int
-) -> np.ndarray:
+def render_frame(index: int, width: int, height: int, shot: int, num_frames: int) -> np.ndarray:
     """One RGB frame: background of the shot's colour, a moving square, the index barcode."""
     frame = np.empty((height, width, 3), dtype=np.uint8)
     frame[:] = SHOT_COLOURS[shot % len(SHOT_COLOURS)]
@@ -122,7 +120,12 @@ def write_video(
         if codec == "h264":
             stream.options = {"crf": str(crf), "preset": "ultrafast"}
         elif codec == "vp9":
-            stream.options = {"crf": str(crf + 10), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+            stream.options = {
+                "crf": str(crf + 10),
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+            }
         else:
             stream.options = {"qscale": "2"}
         if gop is not None:
@@ -139,7 +142,7 @@ def write_video(
 
 
 def write_empty_video(path: str | Path) -> Path:
-    """A container with an MPEG-4 video stream and zero frames (AVI keeps such a stream; MP4 drops it)."""
+    """A container with an MPEG-4 stream and zero frames (AVI keeps such a stream; MP4 drops it)."""
     import av
 
     path = Path(path)

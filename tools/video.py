@@ -1,9 +1,10 @@
-"""Open videos and decode frames at exact indices: decord first, PyAV when decord cannot read a file.
+"""Open videos and decode frames at exact indices: decord first, PyAV when decord cannot read one.
 
-Frame access is always by index (decord ``get_batch``; PyAV by presentation timestamp after a keyframe
-seek); decord's ``seek()`` lands on the wrong frame and is never used. Every failure a user can hit
-(missing file, not a video, no video stream, zero frames, truncated or corrupt data) is raised as a
-:class:`~agent.errors.VideoError` subclass whose message names the file and the cause.
+Frame access is always by index (decord ``get_batch``; PyAV by presentation timestamp after a
+keyframe seek); decord's ``seek()`` lands on the wrong frame and is never used. Every failure a
+user can hit (missing file, not a video, no video stream, zero frames, truncated or corrupt data)
+is raised as a :class:`~agent.errors.VideoError` subclass whose message names the file and the
+cause.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _resize_dims(
     """Target (width, height) for decode-time resizing; one side given keeps the aspect ratio."""
     if width is None and height is None:
         return None
-    if width is not None and width <= 0 or height is not None and height <= 0:
+    if (width is not None and width <= 0) or (height is not None and height <= 0):
         raise ConfigError(f"resize width/height must be positive, got {width}x{height}")
     if width is None:
         assert height is not None
@@ -137,6 +138,7 @@ class _Probe:
         self.codec = "unknown"
         self.width = self.height = 0
         self.fps = 0.0
+        self.declared_frames = 0
         try:
             with av.open(str(path)) as container:
                 if not container.streams.video:
@@ -148,6 +150,7 @@ class _Probe:
                 self.height = stream.codec_context.height
                 rate = stream.average_rate or stream.guessed_rate or stream.base_rate
                 self.fps = float(rate) if rate else 0.0
+                self.declared_frames = int(stream.frames or 0)
         except Exception as exc:  # PyAV raises many FFmpeg error types
             self.error = _short(exc)
 
@@ -170,7 +173,9 @@ class _DecordSource:
         else:
             ctx = decord.cpu(0)
         w, h = size if size else (-1, -1)
-        self._reader = decord.VideoReader(str(path), ctx=ctx, width=w, height=h, num_threads=threads)
+        self._reader = decord.VideoReader(
+            str(path), ctx=ctx, width=w, height=h, num_threads=threads
+        )
         self.path = str(path)
         n = len(self._reader)
         if n == 0:
@@ -250,13 +255,6 @@ class _PyAVSource:
         self._pts = np.asarray(pts, dtype=np.int64)[order]
         self._key = np.asarray(keys, dtype=bool)[order]
         self._key_positions = np.flatnonzero(self._key)
-        declared = int(stream.frames or 0)
-        if declared > len(pts) + 1:
-            self._container.close()
-            raise CorruptVideoError(
-                path,
-                f"truncated: the container declares {declared} frames but only {len(pts)} are present",
-            )
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
         tb = float(stream.time_base)
         start = stream.start_time if stream.start_time is not None else int(self._pts[0])
@@ -352,8 +350,8 @@ def open_video(
     """Open ``path`` for frame-exact decoding.
 
     ``backend="auto"`` uses decord and falls back to PyAV when decord cannot read the file.
-    ``width``/``height`` resize at decode time (one of them keeps the aspect ratio). ``device="cuda"``
-    asks decord for GPU decoding (needs a CUDA build of decord).
+    ``width``/``height`` resize at decode time (one of them keeps the aspect ratio).
+    ``device="cuda"`` asks decord for GPU decoding (needs a CUDA build of decord).
     """
     p = Path(path)
     _check_file(p)
@@ -369,6 +367,26 @@ def open_video(
     if size is None and (width or height) and not probe.has_video:
         size = (width or height or 0, height or width or 0)
 
+    source = _open_source(p, probe, backend, size, device, num_threads)
+    present = source.info.num_frames
+    if probe.declared_frames > present + 1:
+        source.close()
+        raise CorruptVideoError(
+            p,
+            f"truncated: the container declares {probe.declared_frames} frames "
+            f"but only {present} are present",
+        )
+    return source
+
+
+def _open_source(
+    p: Path,
+    probe: _Probe,
+    backend: Backend,
+    size: tuple[int, int] | None,
+    device: Device,
+    num_threads: int,
+) -> VideoSource:
     decord_error: str | None = None
     if backend in ("auto", "decord"):
         try:
@@ -407,7 +425,9 @@ def _raise_unreadable(path: Path, probe: _Probe, cause: str) -> None:
     raise CorruptVideoError(path, f"cannot be decoded: {cause}")
 
 
-def probe_video(path: str | os.PathLike[str], *, backend: Backend = "auto", verify: bool = True) -> VideoInfo:
+def probe_video(
+    path: str | os.PathLike[str], *, backend: Backend = "auto", verify: bool = True
+) -> VideoInfo:
     """Metadata of a video; with ``verify`` also decode its first and last frame to catch damage."""
     with open_video(path, backend=backend) as source:
         if verify:
