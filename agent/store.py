@@ -1,0 +1,731 @@
+"""The content-addressed perception store: tool results cached by what produced them.
+
+A perception result (captions, action labels, embeddings...) is stored under a key that hashes
+everything that changes it: the video's *bytes* (:func:`file_digest`, not its path), the tool name,
+the tool version, the tool's parameters and :data:`STORE_FORMAT`. Re-running on the same video, even
+a copy at another path, finds the result instead of recomputing it; changing any input misses.
+
+Layout under ``root``::
+
+    store.sqlite3                               records (JSON value + metadata), file-hash memo
+    arrays/<key[:2]>/<key>__<name>.npy          numpy arrays of each record
+
+Write protocol (:meth:`PerceptionStore.put`): every array goes to a temp file in its final
+directory, then ``os.replace`` moves it into place (atomic on POSIX); only then is the record's row
+inserted, in one short transaction. A reader therefore only sees a row whose arrays are already
+complete. A crash or kill in between leaves at worst orphan array/temp files and no row; orphans are
+harmless and :meth:`PerceptionStore.gc` removes them. Re-putting a key *replaces* the record
+(``INSERT OR REPLACE``, last writer wins): array files are always rewritten before the row, so
+the row matches the newest files.
+
+Concurrency guarantees:
+
+* Threads: each thread uses its own SQLite connection (created lazily; also re-created after fork).
+  One :class:`PerceptionStore` may be shared by threads; it pickles as its root, so it can be passed
+  to ``spawn`` workers.
+* Processes: any number may read and write one store at once. SQLite in WAL mode serialises writers
+  (busy timeout 30 s) while readers never block and read a consistent snapshot; transactions are a
+  few statements long. No record is lost or corrupted by concurrent puts of distinct keys.
+* Killed writers (SIGKILL, crash): WAL recovery on the next open restores the last committed state;
+  every visible record is complete. ``synchronous=NORMAL``: a power loss may drop the last
+  commits, never corrupt the DB. Array files are not fsynced; :meth:`PerceptionStore.get` checks
+  each array's header and size and treats a missing or truncated one as a miss (drops the row), so
+  lost array data costs a recompute, not a crash. Bit flips inside array data are not detected.
+* Not guaranteed: two workers computing the same missing key at once both compute (no cross-process
+  compute lock); ``delete``/``clear`` racing a ``put`` of the *same* key may leave a row without
+  files, which the next ``get`` treats as a miss. :meth:`PerceptionStore.gc` spares files younger
+  than ``grace_s`` so it cannot delete the arrays of a ``put`` that is about to insert its row.
+* WAL needs a local filesystem (shared memory); do not put the store on NFS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import stat as stat_mod
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from agent.errors import StoreError, VideoNotFoundError
+from agent.records import Record
+
+if TYPE_CHECKING:
+    from agent.settings import VidagentSettings
+
+STORE_FORMAT = 1
+"""Part of every key: bump when what is stored for the same inputs changes meaning."""
+SCHEMA_VERSION = 1
+"""Version of the SQLite schema; a DB written by a newer vidagent is refused."""
+DB_NAME = "store.sqlite3"
+HASH_CHUNK = 4 << 20
+"""Bytes read per step when hashing a file: videos are GBs, memory stays flat."""
+BUSY_TIMEOUT_S = 30.0
+_ARRAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_TMP_SUFFIX = ".tmp"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    video_hash TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    version TEXT NOT NULL,
+    params TEXT NOT NULL,
+    value TEXT NOT NULL,
+    arrays TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    write_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_tool ON results (tool);
+CREATE INDEX IF NOT EXISTS results_video ON results (video_hash);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    realpath TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
+"""
+
+T = TypeVar("T", bound=BaseModel)
+JSONValue = dict[str, Any]
+Arrays = Mapping[str, np.ndarray]
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """blake2b-128 hex digest of the file's bytes, read in :data:`HASH_CHUNK` pieces.
+
+    The same bytes at two paths give the same digest. Raises :class:`VideoNotFoundError` if ``path``
+    is not a regular file.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    try:
+        with open(path, "rb") as f:
+            if not stat_mod.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise VideoNotFoundError(path, "not a regular file")
+            while n := f.readinto(buf):
+                h.update(view[:n])
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise VideoNotFoundError(path, "no such file") from exc
+    return h.hexdigest()
+
+
+def _jsonable(obj: Any, where: str) -> Any:
+    """``obj`` as plain JSON types (pydantic models dumped, tuples as lists, numpy scalars unboxed).
+
+    Raises :class:`TypeError` naming ``where`` (e.g. ``params['fps']``) for anything else, NaN and
+    infinities included: they have no canonical JSON form.
+    """
+    if isinstance(obj, BaseModel):
+        return _jsonable(obj.model_dump(mode="json"), where)
+    if isinstance(obj, Enum):
+        return _jsonable(obj.value, where)
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        return _jsonable(obj.item(), where)
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise TypeError(f"{where} = {obj!r} is not JSON-able (not finite)")
+        return obj
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a non-string key {k!r}")
+            out[k] = _jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where} = {obj!r} ({type(obj).__name__}) is not JSON-able")
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def make_key(
+    video_hash: str, tool: str, version: str, params: Mapping[str, Any] | BaseModel
+) -> str:
+    """sha256 hex of the canonical JSON of the inputs and :data:`STORE_FORMAT`.
+
+    Param order does not matter; types do (``1`` and ``1.0`` give different keys, which costs a
+    miss, never a wrong hit). Raises :class:`TypeError` naming a param that is not JSON-able.
+    """
+    for name, s in (("video_hash", video_hash), ("tool", tool), ("version", version)):
+        if not isinstance(s, str) or not s:
+            raise TypeError(f"{name} must be a non-empty string, got {s!r}")
+    p = _jsonable(params, "params")
+    if not isinstance(p, dict):
+        raise TypeError(
+            f"params must be a mapping or a pydantic model, got {type(params).__name__}"
+        )
+    doc = {
+        "format": STORE_FORMAT,
+        "video": video_hash,
+        "tool": tool,
+        "version": version,
+        "params": p,
+    }
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+
+
+class ArrayInfo(Record):
+    """What a stored array should look like: checked against its file on every :meth:`get`."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    size: int = Field(ge=0, description="Bytes of the .npy file")
+
+
+class StoredMeta(Record):
+    """Where a stored result came from."""
+
+    key: str
+    video_hash: str
+    tool: str
+    version: str
+    params: dict[str, Any]
+    created_at: datetime
+    arrays: dict[str, ArrayInfo] = Field(default_factory=dict)
+
+
+class StoreStats(Record):
+    """Size of a store: records per tool and bytes on disk (orphan files included)."""
+
+    records: int
+    records_per_tool: dict[str, int]
+    array_files: int
+    array_bytes: int
+    db_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.array_bytes + self.db_bytes
+
+
+class GcReport(Record):
+    """What :meth:`PerceptionStore.gc` removed."""
+
+    files_removed: int
+    bytes_freed: int
+    stale_records_removed: int
+    file_hashes_removed: int
+
+
+class Computed(NamedTuple):
+    """What a ``compute`` callback of :meth:`PerceptionStore.get_or_compute` returns."""
+
+    value: JSONValue | BaseModel
+    arrays: Arrays | None = None
+
+
+class StoredResult:
+    """One record: its JSON ``value``, its ``meta``, and arrays loaded from disk when asked for.
+
+    ``cached`` is True when :meth:`PerceptionStore.get_or_compute` found it instead of computing it.
+    """
+
+    def __init__(self, value: JSONValue, meta: StoredMeta, paths: dict[str, Path], cached: bool):
+        self.value = value
+        self.meta = meta
+        self.cached = cached
+        self._paths = paths
+
+    @property
+    def key(self) -> str:
+        return self.meta.key
+
+    @property
+    def array_names(self) -> tuple[str, ...]:
+        return tuple(self._paths)
+
+    def array(self, name: str, *, mmap: bool = False) -> np.ndarray:
+        """Load array ``name`` (``mmap=True``: read-only memory map, nothing read up front).
+
+        Raises ``KeyError`` for an unknown name and :class:`StoreError` if the file vanished or
+        was replaced by a different-looking array since the record was read (a concurrent delete or
+        re-put).
+        """
+        path = self._paths[name]
+        info = self.meta.arrays[name]
+        try:
+            arr: np.ndarray = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: array {name!r} of {self.key} is unreadable: {exc}") from exc
+        if arr.dtype.str != info.dtype or arr.shape != info.shape:
+            raise StoreError(f"{path}: array {name!r} of {self.key} changed since it was read")
+        return arr
+
+    def arrays(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
+        return {name: self.array(name, mmap=mmap) for name in self._paths}
+
+    def value_as(self, model: type[T]) -> T:
+        """The value validated as pydantic ``model`` (the inverse of putting a model)."""
+        return model.model_validate(self.value)
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return f"StoredResult({m.tool}@{m.version}, key={m.key[:12]}, arrays={list(self._paths)})"
+
+
+def _array_ok(path: Path, info: ArrayInfo) -> bool:
+    """Whether ``path`` holds a complete .npy of ``info``'s dtype and shape (header + size only)."""
+    try:
+        if os.stat(path).st_size != info.size:
+            return False
+        with open(path, "rb") as f:
+            major, _minor = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _fortran, dtype = read_header(f)
+            data_bytes = dtype.itemsize * math.prod(shape)
+            return (
+                dtype.str == info.dtype
+                and tuple(shape) == info.shape
+                and f.tell() + data_bytes == info.size
+            )
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+class PerceptionStore:
+    """Perception results cached by content hash under ``root`` (see the module docstring).
+
+    Opening creates ``root`` if needed; a directory that cannot hold a store, a file that is not a
+    store DB, or a DB from a newer vidagent raises :class:`StoreError` naming the path.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.db_path = self.root / DB_NAME
+        self.arrays_dir = self.root / "arrays"
+        self._local = threading.local()
+        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._conns_lock = threading.Lock()
+        self._open()
+
+    @classmethod
+    def from_settings(cls, settings: VidagentSettings) -> PerceptionStore:
+        """The store in ``settings.store_dir``."""
+        return cls(settings.store_dir)
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self.arrays_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot create the store directory: {exc}") from exc
+        with self._sql() as conn:
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:  # switching to WAL needs a moment of exclusive access
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        with self._tx() as conn:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and "schema_version" not in tables:
+                raise StoreError(f"{self.db_path}: an SQLite DB that is not a vidagent store")
+            found = None
+            if tables:
+                found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            if found is not None and found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.db_path}: written by a newer vidagent (store schema {found}, this "
+                    f"version reads {SCHEMA_VERSION}); upgrade vidagent or use another store"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if found is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after fork: SQLite handles must not cross it)."""
+        local = self._local
+        pid = os.getpid()
+        if getattr(local, "conn", None) is None or local.pid != pid:
+            conn = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            local.conn, local.pid = conn, pid
+            with self._conns_lock:
+                self._conns.append((pid, conn))
+        conn_: sqlite3.Connection = local.conn
+        return conn_
+
+    @contextmanager
+    def _sql(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, with SQLite errors turned into :class:`StoreError`."""
+        try:
+            yield self._conn()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.db_path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (``BEGIN IMMEDIATE``: waits for other writers up front)."""
+        with self._sql() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connections this process opened; the store reopens on the next call."""
+        pid = os.getpid()
+        with self._conns_lock:
+            mine = [c for p, c in self._conns if p == pid]
+            self._conns = [(p, c) for p, c in self._conns if p != pid]
+        for conn in mine:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> PerceptionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"root": str(self.root)}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"PerceptionStore({str(self.root)!r})"
+
+    # -- video hashes -----------------------------------------------------------------------------
+
+    def video_hash(self, path: str | os.PathLike[str]) -> str:
+        """:func:`file_digest` of ``path``, memoized by (realpath, size, mtime, ctime, inode).
+
+        An unchanged file is not read again; any write (new size, mtime or ctime) re-hashes it. A
+        file that keeps changing while it is hashed raises :class:`StoreError`.
+        """
+        real = os.path.realpath(path)
+
+        def signature() -> tuple[int, int, int, int]:
+            try:
+                st = os.stat(real)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise VideoNotFoundError(path, "no such file") from exc
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise VideoNotFoundError(path, "not a regular file")
+            return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+        sig = signature()
+        with self._sql() as conn:
+            row = conn.execute(
+                "SELECT size, mtime_ns, ctime_ns, inode, digest FROM file_hashes "
+                "WHERE realpath = ?",
+                (real,),
+            ).fetchone()
+        if row is not None and tuple(row[:4]) == sig:
+            return str(row[4])
+        for _attempt in range(3):
+            digest = file_digest(real)
+            after = signature()
+            if after == sig:
+                with self._sql() as conn:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)",
+                        (real, *sig, digest),
+                    )
+                return digest
+            sig = after
+        raise StoreError(f"{path}: the file kept changing while it was being hashed")
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def _array_path(self, key: str, name: str) -> Path:
+        return self.arrays_dir / key[:2] / f"{key}__{name}.npy"
+
+    def _write_array(self, key: str, name: str, arr: np.ndarray) -> ArrayInfo:
+        """Write one array atomically: temp file in the final directory, then ``os.replace``."""
+        path = self._array_path(key, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}__{name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+                size = f.tell()
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return ArrayInfo(dtype=arr.dtype.str, shape=arr.shape, size=size)
+
+    def _insert_record(self, meta: StoredMeta, value: JSONValue, write_id: str) -> None:
+        arrays = {name: info.model_dump(mode="json") for name, info in meta.arrays.items()}
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    meta.key,
+                    meta.video_hash,
+                    meta.tool,
+                    meta.version,
+                    _canonical(meta.params),
+                    _canonical(value),
+                    _canonical(arrays),
+                    meta.created_at.timestamp(),
+                    write_id,
+                ),
+            )
+
+    def put(
+        self,
+        key: str,
+        value: JSONValue | BaseModel,
+        arrays: Arrays | None = None,
+        *,
+        video_hash: str,
+        tool: str,
+        version: str,
+        params: Mapping[str, Any] | BaseModel,
+    ) -> StoredResult:
+        """Store ``value`` (a JSON-able dict or a pydantic model) and ``arrays`` under ``key``.
+
+        ``key`` must equal ``make_key(video_hash, tool, version, params)`` (checked: a mismatch
+        would file the result under inputs that did not produce it). Arrays are written and moved
+        into place before the row is inserted, so an interruption leaves no record. An existing
+        record for ``key`` is replaced (last writer wins). Array names are file-name safe
+        (``[A-Za-z0-9][A-Za-z0-9_.-]*``); object arrays are refused.
+        """
+        expected = make_key(video_hash, tool, version, params)
+        if key != expected:
+            raise ValueError(f"key {key!r} does not match make_key(...) = {expected!r}")
+        val = _jsonable(value, "value")
+        if not isinstance(val, dict):
+            raise TypeError(f"value must be a dict or a pydantic model, got {type(value).__name__}")
+        checked: dict[str, np.ndarray] = {}
+        for name, arr in (arrays or {}).items():
+            if not isinstance(name, str) or not _ARRAY_NAME.match(name):
+                raise ValueError(f"array name {name!r} must match {_ARRAY_NAME.pattern}")
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"array {name!r} is a {type(arr).__name__}, not a numpy array")
+            if arr.dtype.hasobject:
+                raise TypeError(f"array {name!r} has dtype {arr.dtype}, which cannot be stored")
+            checked[name] = arr
+        infos = {name: self._write_array(key, name, arr) for name, arr in checked.items()}
+        meta = StoredMeta(
+            key=key,
+            video_hash=video_hash,
+            tool=tool,
+            version=version,
+            params=_jsonable(params, "params"),
+            created_at=datetime.now(timezone.utc),
+            arrays=infos,
+        )
+        self._insert_record(meta, val, os.urandom(8).hex())
+        paths = {name: self._array_path(key, name) for name in infos}
+        return StoredResult(val, meta, paths, cached=False)
+
+    def _drop_stale(self, key: str, write_id: str) -> None:
+        # Only the row we judged stale: a concurrent re-put has a new write_id and is kept.
+        with self._sql() as conn:
+            conn.execute("DELETE FROM results WHERE key = ? AND write_id = ?", (key, write_id))
+
+    def get(self, key: str) -> StoredResult | None:
+        """The record under ``key``, or None. A record whose array file is missing or truncated
+        is a miss: its row is deleted so the result gets recomputed. Arrays load on access."""
+        with self._sql() as conn:
+            row = conn.execute(
+                "SELECT video_hash, tool, version, params, value, arrays, created_at, write_id "
+                "FROM results WHERE key = ?",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return None
+        video_hash, tool, version, params, value, arrays, created_at, write_id = row
+        try:
+            meta = StoredMeta(
+                key=key,
+                video_hash=video_hash,
+                tool=tool,
+                version=version,
+                params=json.loads(params),
+                created_at=datetime.fromtimestamp(created_at, timezone.utc),
+                arrays=json.loads(arrays),
+            )
+            val = json.loads(value)
+        except ValueError:  # a damaged row (pydantic's ValidationError is a ValueError too)
+            self._drop_stale(key, write_id)
+            return None
+        paths = {name: self._array_path(key, name) for name in meta.arrays}
+        if not isinstance(val, dict) or not all(
+            _array_ok(path, meta.arrays[name]) for name, path in paths.items()
+        ):
+            self._drop_stale(key, write_id)
+            return None
+        return StoredResult(val, meta, paths, cached=True)
+
+    def get_or_compute(
+        self,
+        video_hash: str,
+        tool: str,
+        version: str,
+        params: Mapping[str, Any] | BaseModel,
+        compute: Callable[[], tuple[JSONValue | BaseModel, Arrays | None]],
+    ) -> StoredResult:
+        """The stored result for these inputs (``cached=True``), else ``compute()``'s, stored.
+
+        ``compute`` returns ``(value, arrays or None)`` (:class:`Computed` is such a tuple). Its
+        exceptions propagate and nothing is stored.
+        """
+        key = make_key(video_hash, tool, version, params)
+        hit = self.get(key)
+        if hit is not None:
+            return hit
+        out = compute()
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError(f"compute for {tool!r} must return (value, arrays), got {out!r:.100}")
+        value, arrays = out
+        return self.put(
+            key, value, arrays, video_hash=video_hash, tool=tool, version=version, params=params
+        )
+
+    def has(self, key: str) -> bool:
+        """Whether :meth:`get` would hit (the row exists and its arrays are intact)."""
+        return self.get(key) is not None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.has(key)
+
+    def keys(self, tool: str | None = None) -> list[str]:
+        """Keys of all records (of one tool), in no particular order."""
+        sql, args = "SELECT key FROM results", []
+        if tool is not None:
+            sql, args = sql + " WHERE tool = ?", [tool]
+        with self._sql() as conn:
+            return [r[0] for r in conn.execute(sql, args)]
+
+    def _delete_where(self, where: str, args: tuple[Any, ...]) -> int:
+        """Delete matching rows, then their array files (rows first: no row outlives its files)."""
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT key, arrays FROM results WHERE {where}", args).fetchall()
+            conn.execute(f"DELETE FROM results WHERE {where}", args)
+        for key, arrays in rows:
+            for name in json.loads(arrays):
+                self._array_path(key, name).unlink(missing_ok=True)
+        return len(rows)
+
+    def delete(self, key: str) -> bool:
+        """Remove the record under ``key`` and its arrays; whether there was one."""
+        return self._delete_where("key = ?", (key,)) > 0
+
+    def clear(self, tool: str | None = None) -> int:
+        """Remove every record (of ``tool``) and its arrays; how many. The hash memo is kept."""
+        if tool is None:
+            return self._delete_where("1", ())
+        return self._delete_where("tool = ?", (tool,))
+
+    # -- maintenance ------------------------------------------------------------------------------
+
+    def _array_files(self) -> Iterator[os.DirEntry[str]]:
+        for sub in os.scandir(self.arrays_dir):
+            if sub.is_dir(follow_symlinks=False):
+                yield from (e for e in os.scandir(sub.path) if e.is_file(follow_symlinks=False))
+
+    def stats(self) -> StoreStats:
+        """Records per tool and bytes on disk (orphan array files included until :meth:`gc`)."""
+        with self._sql() as conn:
+            per_tool = dict(conn.execute("SELECT tool, COUNT(*) FROM results GROUP BY tool"))
+        files = sizes = 0
+        for entry in self._array_files():
+            files += 1
+            sizes += entry.stat(follow_symlinks=False).st_size
+        db_bytes = sum(
+            p.stat().st_size
+            for p in (self.db_path, Path(f"{self.db_path}-wal"), Path(f"{self.db_path}-shm"))
+            if p.exists()
+        )
+        return StoreStats(
+            records=sum(per_tool.values()),
+            records_per_tool=per_tool,
+            array_files=files,
+            array_bytes=sizes,
+            db_bytes=db_bytes,
+        )
+
+    def gc(self, grace_s: float = 600.0) -> GcReport:
+        """Remove what no record needs: rows whose arrays are gone, array and temp files no row
+        references, memoized hashes of files that no longer exist.
+
+        Files younger than ``grace_s`` seconds are kept: they may belong to a ``put`` in another
+        process that has written its arrays but not yet inserted its row.
+        """
+        with self._sql() as conn:
+            rows = conn.execute("SELECT key, arrays, write_id FROM results").fetchall()
+        referenced: set[tuple[str, str]] = set()
+        stale = 0
+        for key, arrays, write_id in rows:
+            infos = {name: ArrayInfo.model_validate(i) for name, i in json.loads(arrays).items()}
+            if all(_array_ok(self._array_path(key, n), i) for n, i in infos.items()):
+                referenced.update((key, name) for name in infos)
+            else:
+                self._drop_stale(key, write_id)
+                stale += 1
+        cutoff = time.time() - grace_s
+        removed = freed = 0
+        for entry in self._array_files():
+            name = entry.name
+            if name.endswith(_TMP_SUFFIX) and name.startswith("."):
+                orphan = True
+            elif name.endswith(".npy") and _KEY.match(name[:64]) and name[64:66] == "__":
+                orphan = (name[:64], name[66:-4]) not in referenced
+            else:
+                continue  # not ours
+            st = entry.stat(follow_symlinks=False)
+            if orphan and st.st_mtime < cutoff:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                removed += 1
+                freed += st.st_size
+        with self._sql() as conn:
+            memo = [r[0] for r in conn.execute("SELECT realpath FROM file_hashes")]
+            gone = [(p,) for p in memo if not os.path.exists(p)]
+            conn.executemany("DELETE FROM file_hashes WHERE realpath = ?", gone)
+        return GcReport(
+            files_removed=removed,
+            bytes_freed=freed,
+            stale_records_removed=stale,
+            file_hashes_removed=len(gone),
+        )
