@@ -7,16 +7,20 @@ a copy at another path, finds the result instead of recomputing it; changing any
 
 Layout under ``root``::
 
-    store.sqlite3                               records (JSON value + metadata), file-hash memo
-    arrays/<key[:2]>/<key>__<name>.npy          numpy arrays of each record
+    store.sqlite3                                       records (JSON value + meta), hash memo
+    arrays/<key[:2]>/<key>.<write_id>__<name>.npy       numpy arrays of each record
 
 Write protocol (:meth:`PerceptionStore.put`): every array goes to a temp file in its final
 directory, then ``os.replace`` moves it into place (atomic on POSIX); only then is the record's row
 inserted, in one short transaction. A reader therefore only sees a row whose arrays are already
 complete. A crash or kill in between leaves at worst orphan array/temp files and no row; orphans are
-harmless and :meth:`PerceptionStore.gc` removes them. Re-putting a key *replaces* the record
-(``INSERT OR REPLACE``, last writer wins): array files are always rewritten before the row, so
-the row matches the newest files.
+harmless and :meth:`PerceptionStore.gc` removes them.
+
+Array files are immutable: each put names its files with a fresh random ``write_id`` that the row
+records, so a row always points at exactly the files written with it. Re-putting a key *replaces*
+the record (``INSERT OR REPLACE``, last writer wins); a reader sees the old record or the new one,
+never the value of one with the arrays of the other. The replaced record's files stay until
+:meth:`PerceptionStore.gc`, so a reader that fetched the old record can still load its arrays.
 
 Concurrency guarantees:
 
@@ -32,9 +36,10 @@ Concurrency guarantees:
   each array's header and size and treats a missing or truncated one as a miss (drops the row), so
   lost array data costs a recompute, not a crash. Bit flips inside array data are not detected.
 * Not guaranteed: two workers computing the same missing key at once both compute (no cross-process
-  compute lock); ``delete``/``clear`` racing a ``put`` of the *same* key may leave a row without
-  files, which the next ``get`` treats as a miss. :meth:`PerceptionStore.gc` spares files younger
-  than ``grace_s`` so it cannot delete the arrays of a ``put`` that is about to insert its row.
+  compute lock; the last put wins). :meth:`StoredResult.array` on a result whose record was since
+  deleted, cleared or replaced and garbage-collected raises :class:`StoreError`.
+  :meth:`PerceptionStore.gc` spares files younger than ``grace_s``, so it does not delete the arrays
+  of a ``put`` that has written them but not yet inserted its row.
 * WAL needs a local filesystem (shared memory); do not put the store on NFS.
 """
 
@@ -75,8 +80,12 @@ HASH_CHUNK = 4 << 20
 """Bytes read per step when hashing a file: videos are GBs, memory stays flat."""
 BUSY_TIMEOUT_S = 30.0
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_ARRAY_FILE = re.compile(r"^[0-9a-f]{64}\.[0-9a-f]{16}__.+\.npy$")
 _TMP_SUFFIX = ".tmp"
+# numpy parses .npy headers with ast.literal_eval, and CPython 3.11's AST constructor is not
+# thread-safe (SystemError "AST constructor recursion depth mismatch", cpython gh-106905 and
+# relatives): header parsing is serialised. It is microseconds; array data is read outside the lock.
+_NPY_HEADER_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -261,14 +270,16 @@ class StoredResult:
     def array(self, name: str, *, mmap: bool = False) -> np.ndarray:
         """Load array ``name`` (``mmap=True``: read-only memory map, nothing read up front).
 
-        Raises ``KeyError`` for an unknown name and :class:`StoreError` if the file vanished or
-        was replaced by a different-looking array since the record was read (a concurrent delete or
-        re-put).
+        Raises ``KeyError`` for an unknown name and :class:`StoreError` if the file is gone or
+        damaged since the record was read (a concurrent delete, or a re-put followed by gc).
         """
         path = self._paths[name]
         info = self.meta.arrays[name]
         try:
-            arr: np.ndarray = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            with _NPY_HEADER_LOCK:
+                arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+            if not mmap:
+                arr = np.array(arr)  # read into memory, outside the header lock
         except (OSError, ValueError) as exc:
             raise StoreError(f"{path}: array {name!r} of {self.key} is unreadable: {exc}") from exc
         if arr.dtype.str != info.dtype or arr.shape != info.shape:
@@ -299,7 +310,8 @@ def _array_ok(path: Path, info: ArrayInfo) -> bool:
                 if major == 1
                 else np.lib.format.read_array_header_2_0
             )
-            shape, _fortran, dtype = read_header(f)
+            with _NPY_HEADER_LOCK:
+                shape, _fortran, dtype = read_header(f)
             data_bytes = dtype.itemsize * math.prod(shape)
             return (
                 dtype.str == info.dtype
@@ -472,14 +484,13 @@ class PerceptionStore:
 
     # -- records ----------------------------------------------------------------------------------
 
-    def _array_path(self, key: str, name: str) -> Path:
-        return self.arrays_dir / key[:2] / f"{key}__{name}.npy"
+    def _array_path(self, key: str, write_id: str, name: str) -> Path:
+        return self.arrays_dir / key[:2] / f"{key}.{write_id}__{name}.npy"
 
-    def _write_array(self, key: str, name: str, arr: np.ndarray) -> ArrayInfo:
+    def _write_array(self, path: Path, arr: np.ndarray) -> ArrayInfo:
         """Write one array atomically: temp file in the final directory, then ``os.replace``."""
-        path = self._array_path(key, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}__{name}.", suffix=_TMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=_TMP_SUFFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
@@ -542,7 +553,9 @@ class PerceptionStore:
             if arr.dtype.hasobject:
                 raise TypeError(f"array {name!r} has dtype {arr.dtype}, which cannot be stored")
             checked[name] = arr
-        infos = {name: self._write_array(key, name, arr) for name, arr in checked.items()}
+        write_id = os.urandom(8).hex()
+        paths = {name: self._array_path(key, write_id, name) for name in checked}
+        infos = {name: self._write_array(paths[name], arr) for name, arr in checked.items()}
         meta = StoredMeta(
             key=key,
             video_hash=video_hash,
@@ -552,8 +565,7 @@ class PerceptionStore:
             created_at=datetime.now(timezone.utc),
             arrays=infos,
         )
-        self._insert_record(meta, val, os.urandom(8).hex())
-        paths = {name: self._array_path(key, name) for name in infos}
+        self._insert_record(meta, val, write_id)
         return StoredResult(val, meta, paths, cached=False)
 
     def _drop_stale(self, key: str, write_id: str) -> None:
@@ -587,7 +599,7 @@ class PerceptionStore:
         except ValueError:  # a damaged row (pydantic's ValidationError is a ValueError too)
             self._drop_stale(key, write_id)
             return None
-        paths = {name: self._array_path(key, name) for name in meta.arrays}
+        paths = {name: self._array_path(key, write_id, name) for name in meta.arrays}
         if not isinstance(val, dict) or not all(
             _array_ok(path, meta.arrays[name]) for name, path in paths.items()
         ):
@@ -638,11 +650,13 @@ class PerceptionStore:
     def _delete_where(self, where: str, args: tuple[Any, ...]) -> int:
         """Delete matching rows, then their array files (rows first: no row outlives its files)."""
         with self._tx() as conn:
-            rows = conn.execute(f"SELECT key, arrays FROM results WHERE {where}", args).fetchall()
+            rows = conn.execute(
+                f"SELECT key, write_id, arrays FROM results WHERE {where}", args
+            ).fetchall()
             conn.execute(f"DELETE FROM results WHERE {where}", args)
-        for key, arrays in rows:
+        for key, write_id, arrays in rows:
             for name in json.loads(arrays):
-                self._array_path(key, name).unlink(missing_ok=True)
+                self._array_path(key, write_id, name).unlink(missing_ok=True)
         return len(rows)
 
     def delete(self, key: str) -> bool:
@@ -685,19 +699,22 @@ class PerceptionStore:
 
     def gc(self, grace_s: float = 600.0) -> GcReport:
         """Remove what no record needs: rows whose arrays are gone, array and temp files no row
-        references, memoized hashes of files that no longer exist.
+        references (interrupted puts, replaced records), memoized hashes of vanished files.
 
         Files younger than ``grace_s`` seconds are kept: they may belong to a ``put`` in another
         process that has written its arrays but not yet inserted its row.
         """
         with self._sql() as conn:
             rows = conn.execute("SELECT key, arrays, write_id FROM results").fetchall()
-        referenced: set[tuple[str, str]] = set()
+        referenced: set[str] = set()
         stale = 0
         for key, arrays, write_id in rows:
-            infos = {name: ArrayInfo.model_validate(i) for name, i in json.loads(arrays).items()}
-            if all(_array_ok(self._array_path(key, n), i) for n, i in infos.items()):
-                referenced.update((key, name) for name in infos)
+            infos = {
+                self._array_path(key, write_id, name): ArrayInfo.model_validate(info)
+                for name, info in json.loads(arrays).items()
+            }
+            if all(_array_ok(path, info) for path, info in infos.items()):
+                referenced.update(path.name for path in infos)
             else:
                 self._drop_stale(key, write_id)
                 stale += 1
@@ -707,8 +724,8 @@ class PerceptionStore:
             name = entry.name
             if name.endswith(_TMP_SUFFIX) and name.startswith("."):
                 orphan = True
-            elif name.endswith(".npy") and _KEY.match(name[:64]) and name[64:66] == "__":
-                orphan = (name[:64], name[66:-4]) not in referenced
+            elif _ARRAY_FILE.match(name):
+                orphan = name not in referenced
             else:
                 continue  # not ours
             st = entry.stat(follow_symlinks=False)
