@@ -1,0 +1,259 @@
+"""Backend for OpenAI-compatible servers (``vllm serve``), one or several replicas.
+
+- One ``AsyncOpenAI`` per base URL over one shared ``httpx.AsyncClient`` whose connection pool is
+  sized to the concurrency limit, so connections are reused instead of reopened per request.
+- Retries are ours (the ``openai`` client's own ``max_retries`` is 0): connection errors, timeouts,
+  429 and 5xx are retried with exponential backoff and jitter (:mod:`agent.llm.retry`); after the
+  last try, :class:`LLMConnectionError` / :class:`LLMTimeoutError` name the URL(s) and the cause.
+  Other 4xx raise :class:`LLMRequestError` at once.
+- Several URLs are load-balanced: each try goes to the replica with the fewest outstanding
+  requests. A replica that refuses connections is skipped for ``cooldown_s`` and the request fails
+  over to the others at once, without spending a retry.
+- Structured output goes in ``extra_body={"structured_outputs": {...}}``. The old ``guided_*``
+  fields are silently ignored by current vLLM and are never sent.
+- The model defaults to the first one ``GET /v1/models`` lists.
+
+The timeout is per try and a hard wall-clock deadline (``asyncio.wait_for``); a cancelled try
+closes its connection, which makes vLLM abort that request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+import openai
+
+from agent.llm.errors import LLMConnectionError, LLMRequestError, LLMTimeoutError
+from agent.llm.retry import RetryPolicy, classify, describe, retry_after_s
+from agent.llm.types import LLMRecord, LLMRequest, LLMResponse, Usage
+
+T = TypeVar("T")
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:8000`` or ``http://host:8000/v1/`` -> ``http://host:8000/v1``."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        url = f"http://{url}"
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def chat_kwargs(request: LLMRequest, model: str) -> dict[str, Any]:
+    """The keyword arguments of ``chat.completions.create`` for ``request``."""
+    sampling = request.sampling
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": [m.model_dump() for m in request.messages],
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens,
+        "n": sampling.n,
+    }
+    if sampling.seed is not None:
+        kwargs["seed"] = sampling.seed
+    if sampling.stop:
+        kwargs["stop"] = sampling.stop
+    if request.structured is not None:
+        kwargs["extra_body"] = {"structured_outputs": request.structured.as_vllm()}
+    return kwargs
+
+
+class ReplicaStats(LLMRecord):
+    """Counters of one base URL: HTTP tries sent, tries that failed, requests in flight now."""
+
+    url: str
+    sent: int
+    failed: int
+    outstanding: int
+
+
+class _Replica:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent = 0
+        self.failed = 0
+        self.outstanding = 0
+        self.down_until = 0.0
+
+
+class _Clients:
+    """The loop-bound part: the shared HTTP pool and one ``AsyncOpenAI`` per replica."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        http: httpx.AsyncClient,
+        per_url: dict[str, openai.AsyncOpenAI],
+    ) -> None:
+        self.loop = loop
+        self.http = http
+        self.per_url = per_url
+        self.model_lock = asyncio.Lock()
+
+
+class OpenAIBackend:
+    """:class:`~agent.llm.backend.LLMBackend` over one or more OpenAI-compatible base URLs."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        model: str | None = None,
+        api_key: str = "EMPTY",
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 64,
+        cooldown_s: float = 2.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError("OpenAIBackend needs at least one base URL")
+        self.urls = [normalize_url(u) for u in urls]
+        self.model = model
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.max_connections = max_connections
+        self.cooldown_s = cooldown_s
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._replicas = [_Replica(u) for u in self.urls]
+        self._clients: _Clients | None = None
+
+    def stats(self) -> list[ReplicaStats]:
+        """Per-URL counters, in the order the URLs were given."""
+        return [
+            ReplicaStats(url=r.url, sent=r.sent, failed=r.failed, outstanding=r.outstanding)
+            for r in self._replicas
+        ]
+
+    def _bound(self) -> _Clients:
+        """The clients of the running loop (rebuilt if the caller moved to another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._clients is None or self._clients.loop is not loop:
+            limits = httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            )
+            http = httpx.AsyncClient(
+                limits=limits, timeout=httpx.Timeout(self.timeout_s), transport=self._transport
+            )
+            # openai>=3 is typed for httpx2 but accepts httpx clients (the project's dependency).
+            per_url = {
+                url: openai.AsyncOpenAI(
+                    base_url=url,
+                    api_key=self.api_key,
+                    max_retries=0,
+                    http_client=http,  # type: ignore[arg-type]
+                )
+                for url in self.urls
+            }
+            self._clients = _Clients(loop, http, per_url)
+        return self._clients
+
+    async def model_name(self) -> str:
+        """The configured model, else the first one the server lists (asked once)."""
+        if self.model is None:
+            async with self._bound().model_lock:
+                if self.model is None:
+                    models = await self.list_models()
+                    if not models:
+                        raise LLMRequestError(
+                            f"LLM server at {', '.join(self.urls)} serves no model"
+                        )
+                    self.model = models[0]
+        return self.model
+
+    async def list_models(self) -> list[str]:
+        """Ids of the models the server serves (``GET /v1/models``)."""
+
+        async def call(client: openai.AsyncOpenAI) -> list[str]:
+            page = await client.models.list()
+            return [m.id for m in page.data]
+
+        return await self._with_retries(call)
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        """One chat completion with ``n`` candidates, retried and load-balanced."""
+        kwargs = chat_kwargs(request, request.model or await self.model_name())
+
+        async def call(client: openai.AsyncOpenAI) -> LLMResponse:
+            completion = await client.chat.completions.create(**kwargs)
+            choices = sorted(completion.choices, key=lambda c: c.index)
+            usage = completion.usage
+            return LLMResponse(
+                texts=[c.message.content or "" for c in choices],
+                finish_reasons=[c.finish_reason for c in choices],
+                usage=Usage(
+                    prompt_tokens=usage.prompt_tokens if usage else 0,
+                    completion_tokens=usage.completion_tokens if usage else 0,
+                ),
+                model=completion.model,
+            )
+
+        return await self._with_retries(call)
+
+    def _pick(self, avoid: set[_Replica]) -> _Replica:
+        now = time.monotonic()
+        pool = [r for r in self._replicas if r not in avoid and r.down_until <= now]
+        pool = pool or [r for r in self._replicas if r not in avoid] or self._replicas
+        return min(pool, key=lambda r: (r.outstanding, r.sent))
+
+    async def _with_retries(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
+        clients = self._bound()
+        tried: set[_Replica] = set()
+        used: list[str] = []
+        attempts = retries = 0
+        while True:
+            replica = self._pick(tried)
+            if replica.url not in used:
+                used.append(replica.url)
+            attempts += 1
+            replica.sent += 1
+            replica.outstanding += 1
+            try:
+                return await asyncio.wait_for(call(clients.per_url[replica.url]), self.timeout_s)
+            except Exception as exc:
+                kind = classify(exc)
+                replica.failed += 1
+                if kind == "fatal":
+                    raise LLMRequestError(
+                        f"LLM server at {replica.url} rejected the request: {describe(exc)}"
+                    ) from exc
+                tried.add(replica)
+                if kind == "connection":
+                    replica.down_until = time.monotonic() + self.cooldown_s
+                    if len(tried) < len(self._replicas):
+                        continue  # fail over to another replica at once
+                if retries >= self.retry.max_retries:
+                    if kind == "timeout":
+                        raise LLMTimeoutError(used, attempts, self.timeout_s) from exc
+                    raise LLMConnectionError(used, attempts, describe(exc)) from exc
+                await self._sleep(self.retry.delay(retries, self._rng, retry_after_s(exc)))
+                retries += 1
+                if len(tried) == len(self._replicas):
+                    tried.clear()
+            finally:
+                replica.outstanding -= 1
+
+    async def close(self) -> None:
+        """Close the HTTP pool (only if it belongs to the running loop; else it is dropped)."""
+        clients, self._clients = self._clients, None
+        if clients is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if clients.loop is running:
+            await clients.http.aclose()

@@ -1,0 +1,146 @@
+"""In-process vLLM engine backend (``vllm.LLM``) for batch jobs on a GPU box.
+
+``vllm`` is imported lazily, on first use, with an install hint if it is missing. ``LLM.chat`` is
+synchronous and batched, so concurrent ``generate`` calls are micro-batched: calls queue up while a
+batch runs in a worker thread, and the next batch takes everything queued (up to ``max_batch``).
+This gives the engine the whole batch to schedule, as ``vllm serve`` would.
+
+Requests become ``vllm.SamplingParams(..., structured_outputs=StructuredOutputsParams(...))``
+(vLLM 0.32's API; the removed ``guided_decoding`` parameter is never used). If a batch fails as a
+whole, its requests are re-run one by one so only the bad request gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from agent.errors import MissingDependencyError
+from agent.llm.errors import LLMError, LLMRequestError
+from agent.llm.types import LLMRequest, LLMResponse, Usage
+
+
+def sampling_kwargs(request: LLMRequest) -> dict[str, Any]:
+    """Keyword arguments of ``vllm.SamplingParams`` for ``request`` (structured output as dict)."""
+    s = request.sampling
+    kwargs: dict[str, Any] = {
+        "n": s.n,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_tokens": s.max_tokens,
+        "seed": s.seed,
+        "stop": s.stop,
+    }
+    if request.structured is not None:
+        kwargs["structured_outputs"] = request.structured.as_vllm()
+    return kwargs
+
+
+class VLLMBackend:
+    """:class:`~agent.llm.backend.LLMBackend` over an in-process ``vllm.LLM``."""
+
+    name = "vllm"
+
+    def __init__(
+        self, model: str, *, engine_args: dict[str, Any] | None = None, max_batch: int = 256
+    ) -> None:
+        self.model = model
+        self.engine_args = dict(engine_args or {})
+        self.max_batch = max_batch
+        self._llm: Any = None
+        self._vllm: Any = None
+        self._queue: list[tuple[LLMRequest, asyncio.Future[LLMResponse]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def model_name(self) -> str:
+        return self.model
+
+    def setup(self) -> None:
+        """Import vllm and start the engine (once; takes a while)."""
+        if self._llm is not None:
+            return
+        try:
+            import vllm
+        except ImportError as err:
+            raise MissingDependencyError("vllm", "the in-process vLLM backend", "gpu") from err
+        self._vllm = vllm
+        self._llm = vllm.LLM(model=self.model, **self.engine_args)
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        if request.model not in (None, self.model):
+            raise LLMRequestError(
+                f"the in-process vLLM engine serves {self.model}, not {request.model}"
+            )
+        future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                results = await asyncio.to_thread(self.run_batch, [r for r, _ in batch])
+            except BaseException as err:  # setup failure, cancellation: every waiter hears it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                if not isinstance(err, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, LLMError):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def run_batch(self, requests: Sequence[LLMRequest]) -> list[LLMResponse | LLMError]:
+        """Answer ``requests`` with one ``LLM.chat`` call (blocking); errors per request."""
+        self.setup()
+        try:
+            return list(self._chat(requests))
+        except Exception as err:
+            if len(requests) == 1:
+                return [LLMRequestError(f"vLLM engine ({self.model}) failed: {err}")]
+        results: list[LLMResponse | LLMError] = []
+        for request in requests:
+            results.extend(self.run_batch([request]))
+        return results
+
+    def _chat(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
+        vllm = self._vllm
+        params = []
+        for request in requests:
+            kwargs = sampling_kwargs(request)
+            if "structured_outputs" in kwargs:
+                kwargs["structured_outputs"] = vllm.sampling_params.StructuredOutputsParams(
+                    **kwargs["structured_outputs"]
+                )
+            params.append(vllm.SamplingParams(**kwargs))
+        conversations = [[m.model_dump() for m in r.messages] for r in requests]
+        outputs = self._llm.chat(conversations, params, use_tqdm=False)
+        return [self._response(out) for out in outputs]
+
+    def _response(self, output: Any) -> LLMResponse:
+        candidates = sorted(output.outputs, key=lambda c: c.index)
+        return LLMResponse(
+            texts=[c.text for c in candidates],
+            finish_reasons=[c.finish_reason for c in candidates],
+            usage=Usage(
+                prompt_tokens=len(output.prompt_token_ids or []),
+                completion_tokens=sum(len(c.token_ids) for c in candidates),
+            ),
+            model=self.model,
+        )
+
+    async def close(self) -> None:
+        """Shut the engine down and drop it."""
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            if engine_core is not None:
+                engine_core.shutdown()
