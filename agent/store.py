@@ -123,17 +123,17 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     The same bytes at two paths give the same digest. Raises :class:`VideoNotFoundError` if ``path``
     is not a regular file.
     """
+    try:
+        if not stat_mod.S_ISREG(os.stat(path).st_mode):  # before open(): a FIFO would block
+            raise VideoNotFoundError(path, "not a regular file")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise VideoNotFoundError(path, "no such file") from exc
     h = hashlib.blake2b(digest_size=16)
     buf = bytearray(HASH_CHUNK)
     view = memoryview(buf)
-    try:
-        with open(path, "rb") as f:
-            if not stat_mod.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise VideoNotFoundError(path, "not a regular file")
-            while n := f.readinto(buf):
-                h.update(view[:n])
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-        raise VideoNotFoundError(path, "no such file") from exc
+    with open(path, "rb") as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 

@@ -391,6 +391,15 @@ def test_opening_refuses_what_is_not_a_compatible_store(tmp_path: Path) -> None:
         PerceptionStore(tmp_path / "o")
 
 
+def test_the_db_is_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    store = PerceptionStore(tmp_path)
+    with sqlite3.connect(tmp_path / "store.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    conn.close()
+    assert store._conn().execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+
+
 def test_stats_delete_and_clear(tmp_path: Path) -> None:
     store = PerceptionStore(tmp_path)
     keys_a = [put_record(store, VH, i, tool="a") for i in range(3)]
