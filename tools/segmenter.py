@@ -47,6 +47,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"histogram": 0.35, "diff": 0.2}
 0.84-0.87 (histogram) / 0.31-0.48 (diff) and motion at most 0.07 for both: the defaults sit well
 inside that gap while staying above what ordinary camera motion produces on real footage."""
 HIST_BINS = 16
+DEFAULT_BATCH_SIZE = 128
 ANALYSIS_WIDTH = 64
 _MAX_BATCH_BYTES = 64 * 2**20
 
@@ -286,7 +287,7 @@ def detect_shots(
     min_shot_seconds: float = 0.5,
     stride: int = 1,
     analysis_width: int = ANALYSIS_WIDTH,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> list[int]:
     """Frame indices where a new shot starts (hard cuts), ascending, 0 excluded.
@@ -331,7 +332,7 @@ def shot_segments(
     stride: int = 1,
     max_seconds: float | None = DEFAULT_MAX_SHOT_SECONDS,
     analysis_width: int = ANALYSIS_WIDTH,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> list[Segment]:
     """Shots of ``video`` as segments, shots longer than ``max_seconds`` split into equal parts.
@@ -347,7 +348,16 @@ def shot_segments(
         analysis_width=analysis_width,
     )
     with _analysis_source(video, params.analysis_width) as source:
-        cuts = _detect(source, params, batch_size, progress)
+        cuts = detect_shots(
+            source,
+            method=params.method,
+            threshold=params.threshold,
+            min_shot_seconds=params.min_shot_seconds,
+            stride=params.stride,
+            analysis_width=params.analysis_width,
+            batch_size=batch_size,
+            progress=progress,
+        )
         return segments_from_cuts(source.info, cuts, max_seconds=params.max_seconds)
 
 
@@ -389,9 +399,7 @@ def build_timeline(
         return Timeline(video=info, segmentation=segmentation, segments=segments)
 
     params = _shot_params(**shot_params)
-    with _analysis_source(video, params.analysis_width) as source:
-        info = _native_info(video)
-        cuts = _detect(source, params, 128, progress)
-        segments = segments_from_cuts(source.info, cuts, max_seconds=params.max_seconds)
+    info = _native_info(video)
+    segments = shot_segments(video, progress=progress, **params.model_dump())
     segmentation = Segmentation(method="shots", params=params.recorded())
     return Timeline(video=info, segmentation=segmentation, segments=segments)
