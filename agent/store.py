@@ -45,9 +45,7 @@ Concurrency guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import re
 import sqlite3
@@ -58,34 +56,59 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from agent.errors import StoreError, VideoNotFoundError
-from agent.records import Record
+
+# Re-exported: HASH_CHUNK is read by store_keys.file_digest, so patch it there, not here.
+from agent.store_keys import HASH_CHUNK, STORE_FORMAT, _canonical, _jsonable, file_digest, make_key
+from agent.store_records import (
+    ArrayInfo,
+    Arrays,
+    Computed,
+    GcReport,
+    JSONValue,
+    StoredMeta,
+    StoredResult,
+    StoreStats,
+    T,
+    _array_ok,
+)
 
 if TYPE_CHECKING:
     from agent.settings import VidagentSettings
 
-STORE_FORMAT = 1
-"""Part of every key: bump when what is stored for the same inputs changes meaning."""
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DB_NAME",
+    "HASH_CHUNK",
+    "SCHEMA_VERSION",
+    "STORE_FORMAT",
+    "ArrayInfo",
+    "Arrays",
+    "Computed",
+    "GcReport",
+    "JSONValue",
+    "PerceptionStore",
+    "StoreStats",
+    "StoredMeta",
+    "StoredResult",
+    "T",
+    "file_digest",
+    "make_key",
+]
+
 SCHEMA_VERSION = 1
 """Version of the SQLite schema; a DB written by a newer vidagent is refused."""
 DB_NAME = "store.sqlite3"
-HASH_CHUNK = 4 << 20
-"""Bytes read per step when hashing a file: videos are GBs, memory stays flat."""
 BUSY_TIMEOUT_S = 30.0
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ARRAY_FILE = re.compile(r"^[0-9a-f]{64}\.[0-9a-f]{16}__.+\.npy$")
 _TMP_SUFFIX = ".tmp"
-# numpy parses .npy headers with ast.literal_eval, and CPython 3.11's AST constructor is not
-# thread-safe (SystemError "AST constructor recursion depth mismatch", cpython gh-106905 and
-# relatives): header parsing is serialised. It is microseconds; array data is read outside the lock.
-_NPY_HEADER_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -111,215 +134,6 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     digest TEXT NOT NULL
 );
 """
-
-T = TypeVar("T", bound=BaseModel)
-JSONValue = dict[str, Any]
-Arrays = Mapping[str, np.ndarray]
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """blake2b-128 hex digest of the file's bytes, read in :data:`HASH_CHUNK` pieces.
-
-    The same bytes at two paths give the same digest. Raises :class:`VideoNotFoundError` if ``path``
-    is not a regular file.
-    """
-    try:
-        if not stat_mod.S_ISREG(os.stat(path).st_mode):  # before open(): a FIFO would block
-            raise VideoNotFoundError(path, "not a regular file")
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise VideoNotFoundError(path, "no such file") from exc
-    h = hashlib.blake2b(digest_size=16)
-    buf = bytearray(HASH_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def _jsonable(obj: Any, where: str) -> Any:
-    """``obj`` as plain JSON types (pydantic models dumped, tuples as lists, numpy scalars unboxed).
-
-    Raises :class:`TypeError` naming ``where`` (e.g. ``params['fps']``) for anything else, NaN and
-    infinities included: they have no canonical JSON form.
-    """
-    if isinstance(obj, BaseModel):
-        return _jsonable(obj.model_dump(mode="json"), where)
-    if isinstance(obj, Enum):
-        return _jsonable(obj.value, where)
-    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
-        return _jsonable(obj.item(), where)
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            raise TypeError(f"{where} = {obj!r} is not JSON-able (not finite)")
-        return obj
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has a non-string key {k!r}")
-            out[k] = _jsonable(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    raise TypeError(f"{where} = {obj!r} ({type(obj).__name__}) is not JSON-able")
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def make_key(
-    video_hash: str, tool: str, version: str, params: Mapping[str, Any] | BaseModel
-) -> str:
-    """sha256 hex of the canonical JSON of the inputs and :data:`STORE_FORMAT`.
-
-    Param order does not matter; types do (``1`` and ``1.0`` give different keys, which costs a
-    miss, never a wrong hit). Raises :class:`TypeError` naming a param that is not JSON-able.
-    """
-    for name, s in (("video_hash", video_hash), ("tool", tool), ("version", version)):
-        if not isinstance(s, str) or not s:
-            raise TypeError(f"{name} must be a non-empty string, got {s!r}")
-    p = _jsonable(params, "params")
-    if not isinstance(p, dict):
-        raise TypeError(
-            f"params must be a mapping or a pydantic model, got {type(params).__name__}"
-        )
-    doc = {
-        "format": STORE_FORMAT,
-        "video": video_hash,
-        "tool": tool,
-        "version": version,
-        "params": p,
-    }
-    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
-
-
-class ArrayInfo(Record):
-    """What a stored array should look like: checked against its file on every :meth:`get`."""
-
-    dtype: str
-    shape: tuple[int, ...]
-    size: int = Field(ge=0, description="Bytes of the .npy file")
-
-
-class StoredMeta(Record):
-    """Where a stored result came from."""
-
-    key: str
-    video_hash: str
-    tool: str
-    version: str
-    params: dict[str, Any]
-    created_at: datetime
-    arrays: dict[str, ArrayInfo] = Field(default_factory=dict)
-
-
-class StoreStats(Record):
-    """Size of a store: records per tool and bytes on disk (orphan files included)."""
-
-    records: int
-    records_per_tool: dict[str, int]
-    array_files: int
-    array_bytes: int
-    db_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        return self.array_bytes + self.db_bytes
-
-
-class GcReport(Record):
-    """What :meth:`PerceptionStore.gc` removed."""
-
-    files_removed: int
-    bytes_freed: int
-    stale_records_removed: int
-    file_hashes_removed: int
-
-
-class Computed(NamedTuple):
-    """What a ``compute`` callback of :meth:`PerceptionStore.get_or_compute` returns."""
-
-    value: JSONValue | BaseModel
-    arrays: Arrays | None = None
-
-
-class StoredResult:
-    """One record: its JSON ``value``, its ``meta``, and arrays loaded from disk when asked for.
-
-    ``cached`` is True when :meth:`PerceptionStore.get_or_compute` found it instead of computing it.
-    """
-
-    def __init__(self, value: JSONValue, meta: StoredMeta, paths: dict[str, Path], cached: bool):
-        self.value = value
-        self.meta = meta
-        self.cached = cached
-        self._paths = paths
-
-    @property
-    def key(self) -> str:
-        return self.meta.key
-
-    @property
-    def array_names(self) -> tuple[str, ...]:
-        return tuple(self._paths)
-
-    def array(self, name: str, *, mmap: bool = False) -> np.ndarray:
-        """Load array ``name`` (``mmap=True``: read-only memory map, nothing read up front).
-
-        Raises ``KeyError`` for an unknown name and :class:`StoreError` if the file is gone or
-        damaged since the record was read (a concurrent delete, or a re-put followed by gc).
-        """
-        path = self._paths[name]
-        info = self.meta.arrays[name]
-        try:
-            with _NPY_HEADER_LOCK:
-                arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-            if not mmap:
-                arr = np.array(arr)  # read into memory, outside the header lock
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: array {name!r} of {self.key} is unreadable: {exc}") from exc
-        if arr.dtype.str != info.dtype or arr.shape != info.shape:
-            raise StoreError(f"{path}: array {name!r} of {self.key} changed since it was read")
-        return arr
-
-    def arrays(self, *, mmap: bool = False) -> dict[str, np.ndarray]:
-        return {name: self.array(name, mmap=mmap) for name in self._paths}
-
-    def value_as(self, model: type[T]) -> T:
-        """The value validated as pydantic ``model`` (the inverse of putting a model)."""
-        return model.model_validate(self.value)
-
-    def __repr__(self) -> str:
-        m = self.meta
-        return f"StoredResult({m.tool}@{m.version}, key={m.key[:12]}, arrays={list(self._paths)})"
-
-
-def _array_ok(path: Path, info: ArrayInfo) -> bool:
-    """Whether ``path`` holds a complete .npy of ``info``'s dtype and shape (header + size only)."""
-    try:
-        if os.stat(path).st_size != info.size:
-            return False
-        with open(path, "rb") as f:
-            major, _minor = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            with _NPY_HEADER_LOCK:
-                shape, _fortran, dtype = read_header(f)
-            data_bytes = dtype.itemsize * math.prod(shape)
-            return (
-                dtype.str == info.dtype
-                and tuple(shape) == info.shape
-                and f.tell() + data_bytes == info.size
-            )
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 class PerceptionStore:
