@@ -43,7 +43,10 @@ def _random_bank(
         for i in range(n)
     ]
     bank = ExampleBank.from_vectors(
-        examples, vectors, embedder_id="test-embedder", index_type=index_type  # type: ignore[arg-type]
+        examples,
+        vectors,
+        embedder_id="test-embedder",
+        index_type=index_type,  # type: ignore[arg-type]
     )
     return bank, vectors
 
@@ -203,9 +206,9 @@ def test_manifest_records_what_was_built(tmp_path: Path) -> None:
 def test_bank_of_another_embedder_is_refused(tmp_path: Path) -> None:
     bank, _ = _random_bank(n=50, dim=32)
     bank.save(tmp_path / "b")
-    with pytest.raises(IndexMismatchError, match="built with embedder 'test-embedder'.*'other'"):
+    with pytest.raises(IndexMismatchError, match=r"built with embedder 'test-embedder'.*'other'"):
         ExampleBank.load(tmp_path / "b", StubEmbedder("other", 32))
-    with pytest.raises(IndexMismatchError, match="dimension 32.*768-d"):
+    with pytest.raises(IndexMismatchError, match=r"dimension 32.*768-d"):
         ExampleBank.load(tmp_path / "b", StubEmbedder("test-embedder", 768))
     loaded = ExampleBank.load(tmp_path / "b", StubEmbedder("test-embedder", 32))
     assert len(select_examples(loaded, "any text", 3)) == 3
@@ -265,9 +268,9 @@ def _clustered(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("index_type", "threshold"), [("hnsw", 0.95), ("ivf", 0.9)])
 def test_approximate_recall_at_10_on_clustered_vectors(index_type: str, threshold: float) -> None:
-    data = _clustered(20_000, 64, 200, seed=1)
-    queries = _clustered(200, 64, 200, seed=1)  # same centres, fresh noise
-    examples = [Example(task="t", input=str(i), target="", video_id=str(i)) for i in range(20_000)]
+    data = _clustered(10_000, 64, 100, seed=1)
+    queries = _clustered(200, 64, 100, seed=1)  # same centres, fresh noise
+    examples = [Example(task="t", input=str(i), target="", video_id=str(i)) for i in range(10_000)]
     exact = ExampleBank.from_vectors(examples, data, embedder_id="e")
     approx = ExampleBank.from_vectors(
         examples,

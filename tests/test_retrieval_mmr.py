@@ -54,6 +54,11 @@ def test_mmr_select_matches_brute_force(lam: float) -> None:
             assert got.scores[step] == pytest.approx(lam * qsim[i] - (1 - lam) * red, abs=1e-12)
 
 
+def _score(qsim: np.ndarray, pair: np.ndarray, lam: float, chosen: list[int], i: int) -> float:
+    red = max((pair[i, j] for j in chosen), default=0.0)
+    return float(lam * qsim[i] - (1 - lam) * red)
+
+
 @pytest.mark.parametrize("lam", LAMBDAS)
 def test_mmr_on_float32_vectors_matches_brute_force_up_to_ties(lam: float) -> None:
     """The vector entry point (float32 BLAS) agrees with float64 brute force except at near-ties."""
@@ -65,11 +70,10 @@ def test_mmr_on_float32_vectors_matches_brute_force_up_to_ties(lam: float) -> No
         if got != expected:  # only acceptable if the first divergence is a numerical tie
             step = next(s for s, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
 
-            def score(i: int, prefix: list[int] = expected[:step]) -> float:
-                red = max((pair[i, j] for j in prefix), default=0.0)
-                return lam * qsim[i] - (1 - lam) * red
-
-            assert abs(score(got[step]) - score(expected[step])) < 1e-5, (seed, lam)
+            gap = _score(qsim, pair, lam, expected[:step], got[step]) - _score(
+                qsim, pair, lam, expected[:step], expected[step]
+            )
+            assert abs(gap) < 1e-5, (seed, lam)
 
 
 def test_lambda_one_is_top_k_and_lambda_zero_starts_with_the_nearest() -> None:
@@ -106,7 +110,7 @@ def test_k_larger_than_candidates_and_bad_lambda() -> None:
 
 
 def test_bank_mmr_selection_matches_brute_force_over_fetched_candidates() -> None:
-    """End to end through FAISS: select_examples(mmr) = brute-force MMR over the exact top fetch_k."""
+    """Through FAISS: select_examples(mmr) = brute-force MMR over the exact top fetch_k."""
     rng = np.random.default_rng(11)
     vectors = rng.normal(size=(500, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
