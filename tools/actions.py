@@ -271,6 +271,14 @@ class ActionRecognizer:
         if self._head is None and self._text is None:
             self._text = self._text_embeddings()
 
+    def class_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit text embeddings of the verb and noun classes, ``(V, D)`` and ``(N, D)`` (zero-shot
+        weights; scaled by :attr:`VisualEncoder.logit_scale` they initialize a linear head)."""
+        if self._text is None:
+            _ = self.taxonomy
+            self._text = self._text_embeddings()
+        return self._text
+
     def _prompts(self, classes: list[ActionClass], template: str) -> tuple[list[str], list[int]]:
         texts, owner = [], []
         for i, c in enumerate(classes):

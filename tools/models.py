@@ -234,17 +234,31 @@ def model_fingerprint(model: str, revision: str | None = None, *, hasher: Any = 
     return f"local:{h.hexdigest()}"
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
 def _load_error(model: str, exc: BaseException) -> ModelLoadError:
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    chain = [exc, exc.__cause__, exc.__context__]
     if looks_like_path(model):
-        folder = Path(model).expanduser()
-        if not folder.exists():
+        if not Path(model).expanduser().exists():
             return ModelLoadError(f"cannot load model '{model}': no such folder")
-        lines = str(exc).strip().splitlines()
-        cause = lines[0][:200] if lines else type(exc).__name__
         return ModelLoadError(
-            f"cannot load model '{model}': the folder is not a usable Hugging Face checkpoint "
-            f"({cause})"
+            f"cannot load model '{model}': the folder is not a usable checkpoint for this tool "
+            f"({_first_line(exc)})"
         )
+    if isinstance(exc, (ValueError, KeyError)) and not isinstance(exc, HFValidationError):
+        return ModelLoadError(f"cannot load model '{model}': {_first_line(exc)}")
+    if any(isinstance(e, GatedRepoError) for e in chain):
+        return ModelLoadError(
+            f"cannot load model '{model}': it is gated; accept its licence on the hub and log in "
+            "(huggingface-cli login), or pass a local folder"
+        )
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
+        return ModelLoadError(f"cannot load model '{model}': no such model on the hub")
     return ModelLoadError(
         f"cannot load model '{model}': not found locally and the hub is unreachable; "
         f"download it on a connected machine (huggingface-cli download {model}) and pass its "
@@ -254,10 +268,8 @@ def _load_error(model: str, exc: BaseException) -> ModelLoadError:
 
 def load_pretrained(loader: Callable[..., T], model: str, **kwargs: Any) -> T:
     """``loader(model, **kwargs)`` (a ``from_pretrained``); hub/file errors -> ModelLoadError."""
-    try:
-        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover - huggingface_hub always comes with transformers
-        HFValidationError = LocalEntryNotFoundError = OSError  # type: ignore[misc,assignment]
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
     source = str(Path(model).expanduser()) if Path(model).expanduser().is_dir() else model
     try:
         return loader(source, **kwargs)
@@ -311,8 +323,13 @@ def load_model(
             else transformers.AutoModel
         )
         processor = _load_processor(transformers, model, kwargs)
-        net = load_pretrained(auto.from_pretrained, model, dtype=getattr(torch, dt), **kwargs)
-        net.to(dev).eval()
+        net, info = load_pretrained(
+            auto.from_pretrained,
+            model,
+            dtype=getattr(torch, dt),
+            output_loading_info=True,
+            **kwargs,
+        )
         if kind == "dual-encoder" and not (
             hasattr(net, "get_image_features") and hasattr(net, "get_text_features")
         ):
@@ -320,6 +337,13 @@ def load_model(
                 f"cannot use model '{model}' ({type(net).__name__}) for embeddings: it has no "
                 "get_image_features/get_text_features (use a CLIP or SigLIP family model)"
             )
+        missing = sorted(info.get("missing_keys") or ())
+        if missing:  # transformers would fill them with random weights and only warn
+            raise ModelLoadError(
+                f"cannot use model '{model}' as {type(net).__name__}: {len(missing)} weights are "
+                f"missing from the checkpoint (e.g. {missing[0]}); is it a {kind} model?"
+            )
+        net.to(dev).eval()
         loaded = LoadedModel(net, processor, model, dev, dt)
         _LOADED[cache_key] = loaded
         return loaded

@@ -1,0 +1,334 @@
+"""``vidagent perceive``: run the perception tools over videos and write one timeline JSON each.
+
+A thin shell over :func:`tools.perceive.perceive_many`: it builds the tools from the options, opens
+the perception store from the settings, shows a progress bar on stderr, prints a summary table and
+exits with status 1 when any video failed (the others are still written). Bad options are one
+:class:`~agent.errors.ConfigError` line (status 2 through ``agent.cli.main``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.errors import ConfigError
+from tools.actions import ActionParams, ActionRecognizer
+from tools.captioner import (
+    DEFAULT_CAPTIONER,
+    Captioner,
+    CaptionerParams,
+    ServedCaptioner,
+    ServedCaptionerParams,
+)
+from tools.embedder import DEFAULT_VISUAL_MODEL, EmbedderParams, SegmentEmbedder
+from tools.models import PerceptionTool
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+)
+
+
+def _params(cls: type[BaseModel], **values: Any) -> Any:
+    """Validated tool params; a bad value is one ConfigError line naming the option."""
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+
+
+def find_videos(videos: list[Path] | None, videos_dir: Path | None) -> list[Path]:
+    """The videos named, then every video file under ``videos_dir`` (recursively, sorted)."""
+    found = list(videos or [])
+    if videos_dir is not None:
+        if not videos_dir.is_dir():
+            raise ConfigError(f"--videos-dir {videos_dir}: not a directory")
+        in_dir = sorted(
+            p
+            for p in videos_dir.rglob("*")
+            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+        )
+        if not in_dir:
+            suffixes = " ".join(sorted(VIDEO_SUFFIXES))
+            raise ConfigError(f"--videos-dir {videos_dir}: no video files ({suffixes})")
+        found.extend(in_dir)
+    if not found:
+        raise ConfigError("no videos given: name video files or use --videos-dir DIR")
+    return list(dict.fromkeys(found))
+
+
+def build_tools(
+    *,
+    store: Any,
+    captions: bool,
+    actions: bool,
+    embeddings: bool,
+    captioner: str,
+    captioner_url: str | None,
+    caption_prompt: str | None,
+    caption_frames: int,
+    action_model: str,
+    taxonomy: Path | None,
+    action_head: Path | None,
+    top_k: int,
+    embedder: str,
+    frames_per_segment: int,
+    batch_size: int | None,
+    device: str,
+    dtype: str,
+) -> list[PerceptionTool]:
+    """The tools the options ask for (none loads a model yet)."""
+    tools: list[PerceptionTool] = []
+    run = {"device": device, "dtype": dtype, "batch_size": batch_size}
+    if captions:
+        if captioner_url:
+            served = _params(
+                ServedCaptionerParams,
+                model=captioner,
+                base_url=captioner_url,
+                prompt=caption_prompt,
+                frames_per_segment=caption_frames,
+            )
+            tools.append(ServedCaptioner(served))
+        else:
+            params = _params(
+                CaptionerParams,
+                model=captioner,
+                prompt=caption_prompt,
+                frames_per_segment=caption_frames,
+                **run,
+            )
+            tools.append(Captioner(params))
+    if embeddings:
+        params = _params(
+            EmbedderParams, model=embedder, frames_per_segment=frames_per_segment, **run
+        )
+        tools.append(SegmentEmbedder(params))
+    if actions:
+        params = _params(
+            ActionParams,
+            model=action_model,
+            taxonomy=taxonomy,
+            head=action_head,
+            top_k=top_k,
+            frames_per_segment=frames_per_segment,
+            **run,
+        )
+        tools.append(ActionRecognizer(params, store=store))
+    if not tools:
+        raise ConfigError("--no-captions, --no-actions and --no-embeddings leave nothing to run")
+    return tools
+
+
+def perceive(
+    videos: Annotated[
+        list[Path] | None, typer.Argument(help="Video files.", show_default=False)
+    ] = None,
+    videos_dir: Annotated[
+        Path | None, typer.Option("--videos-dir", help="Also every video under this folder.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the timeline JSON files.")
+    ] = Path("timelines"),
+    captioner: Annotated[
+        str, typer.Option("--captioner", help="Captioning VLM: hub id or local folder.")
+    ] = DEFAULT_CAPTIONER,
+    captioner_url: Annotated[
+        str | None,
+        typer.Option(
+            "--captioner-url",
+            help="Caption with a VLM served by vLLM at this OpenAI-compatible URL "
+            "(http://host:8000/v1); --captioner is then the served model name.",
+        ),
+    ] = None,
+    caption_prompt: Annotated[
+        str | None, typer.Option("--caption-prompt", help="Instruction (chat VLMs) or prefix.")
+    ] = None,
+    caption_frames: Annotated[
+        int, typer.Option("--caption-frames", min=1, help="Frames per segment for captions.")
+    ] = 1,
+    action_model: Annotated[
+        str, typer.Option("--action-model", help="CLIP/SigLIP model for zero-shot actions.")
+    ] = DEFAULT_VISUAL_MODEL,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            "--taxonomy", help='Verb/noun taxonomy JSON ({"verbs": [...], "nouns": [...]}).'
+        ),
+    ] = None,
+    action_head: Annotated[
+        Path | None, typer.Option("--action-head", help="Trained linear head (.safetensors).")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Action labels per segment.")] = 5,
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="CLIP/SigLIP model for segment embeddings.")
+    ] = DEFAULT_VISUAL_MODEL,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", "-s", help="Fixed segment length (default 2).")
+    ] = None,
+    shots: Annotated[
+        bool, typer.Option("--shots", help="Cut segments at shot boundaries.")
+    ] = False,
+    frames_per_segment: Annotated[
+        int,
+        typer.Option(
+            "--frames-per-segment", min=1, help="Frames per segment (actions, embeddings)."
+        ),
+    ] = 4,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Images per forward pass.")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="auto (bf16/fp16 on GPU, fp32 on CPU), float32...")
+    ] = "auto",
+    frame_size: Annotated[
+        int, typer.Option("--frame-size", min=0, help="Decode short side in pixels (0: native).")
+    ] = 448,
+    no_captions: Annotated[bool, typer.Option("--no-captions", help="Skip captioning.")] = False,
+    no_actions: Annotated[bool, typer.Option("--no-actions", help="Skip action labels.")] = False,
+    no_embeddings: Annotated[
+        bool, typer.Option("--no-embeddings", help="Skip segment embeddings.")
+    ] = False,
+) -> None:
+    """Caption, label and embed every segment of videos; write one timeline JSON per video.
+
+    Results are cached by the videos' content: re-running skips what is already done.
+    """
+    from agent.settings import load_settings
+    from agent.store import PerceptionStore
+
+    if shots and seconds is not None:
+        raise ConfigError("--seconds and --shots are exclusive: choose one segmentation")
+    paths = find_videos(videos, videos_dir)
+    store = PerceptionStore(load_settings().store_dir)
+    tools = build_tools(
+        store=store,
+        captions=not no_captions,
+        actions=not no_actions,
+        embeddings=not no_embeddings,
+        captioner=captioner,
+        captioner_url=captioner_url,
+        caption_prompt=caption_prompt,
+        caption_frames=caption_frames,
+        action_model=action_model,
+        taxonomy=taxonomy,
+        action_head=action_head,
+        top_k=top_k,
+        embedder=embedder,
+        frames_per_segment=frames_per_segment,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+    )
+    with _terminal() as err:
+        summary = _run(paths, tools, store, out, seconds, shots, frame_size, err)
+    stdout = Console()
+    stdout.print(_summary_table(summary))
+    failed = summary.count("failed")
+    stdout.print(
+        f"{summary.count('ok')} computed, {summary.count('cached')} cached, {failed} failed "
+        f"in {summary.seconds:.1f}s; timelines in {out}/",
+        highlight=False,
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run(
+    paths: list[Path],
+    tools: list[PerceptionTool],
+    store: Any,
+    out: Path,
+    seconds: float | None,
+    shots: bool,
+    frame_size: int,
+    err: Console,
+) -> Any:
+    from tools.perceive import ProgressEvent, perceive_many
+
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        videos_task = bar.add_task("videos", total=len(paths))
+        segments_task = bar.add_task("segments", total=0)
+
+        def on_progress(event: ProgressEvent) -> None:
+            if event.kind == "planned":
+                total = bar.tasks[segments_task].total or 0
+                bar.update(segments_task, total=total + event.count)
+            elif event.kind == "segments":
+                bar.advance(segments_task, event.count)
+            else:
+                bar.advance(videos_task)
+                bar.update(videos_task, description=f"videos ({Path(event.path).name})")
+
+        return perceive_many(
+            paths,
+            tools=tools,
+            store=store,
+            out_dir=out,
+            seconds=seconds if seconds is not None else (None if shots else 2.0),
+            shots=shots,
+            frame_size=frame_size or None,
+            progress=on_progress,
+        )
+
+
+@contextlib.contextmanager
+def _terminal() -> Iterator[Console]:
+    """A console on the real stderr while FFmpeg/decord noise on fd 2 goes to /dev/null (their
+    message is in the recorded error already); the tools' log warnings (OOM halving) go to it."""
+    from agent.cli import quiet_native_stderr
+
+    sys.stderr.flush()
+    with os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace") as tty:
+        console = Console(file=tty)
+        handler = RichHandler(console=console, show_time=False, show_path=False)
+        handler.setLevel(logging.WARNING)
+        logger = logging.getLogger("tools")
+        logger.addHandler(handler)
+        try:
+            with quiet_native_stderr():
+                yield console
+        finally:
+            logger.removeHandler(handler)
+
+
+def _summary_table(summary: Any) -> Table:
+    table = Table(title="perception summary")
+    for col in ("video", "status", "segments", "computed", "cached", "time (s)", "error"):
+        table.add_column(col, overflow="fold")
+    colour = {"ok": "green", "cached": "cyan", "failed": "red"}
+    for r in summary.results:
+        table.add_row(
+            r.path,
+            f"[{colour[r.status]}]{r.status}[/]",
+            str(r.segments),
+            ", ".join(r.computed) or "-",
+            ", ".join(r.cached) or "-",
+            f"{r.seconds:.1f}",
+            r.error or "",
+        )
+    return table
