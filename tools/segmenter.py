@@ -306,8 +306,9 @@ def detect_shots(
     frame, or dropped if no single step crosses the threshold (a gradual change). A cut and a cut
     back within one stride (a flash) can be missed.
 
-    Cuts are kept in time order only when the shot they end and the shot they start are both at
-    least ``min_shot_seconds`` long (suppresses flashes and flicker, and a sliver of a last shot).
+    A cut is kept only if it comes at least ``min_shot_seconds`` after the previous kept cut
+    (greedy, in time order: of a 2-frame flash the first cut stays) and at least that long before
+    the end, so no shot is shorter (suppresses flicker and a sliver of a last shot).
     ``progress(frames_done, total)`` is called after each decoded batch.
     """
     params = _shot_params(
