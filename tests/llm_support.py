@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -60,9 +60,16 @@ def _start(model_dir: Path, log_dir: Path) -> VLLMServer:
         pytest.fail(f"the vLLM test server did not start: {err}")
 
 
+# Test modules import these fixtures by name, which defines a copy per module; the session's model
+# and server live here so that every copy shares one build and one server start.
+_SHARED: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    if "model_dir" not in _SHARED:
+        _SHARED["model_dir"] = build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    return Path(_SHARED["model_dir"])
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +80,15 @@ def vllm_url(
     if given:
         yield given.rstrip("/")
         return
-    model_dir: Path = request.getfixturevalue("tiny_model_dir")
-    server = _start(model_dir, tmp_path_factory.mktemp("vllm-logs"))
+    server: VLLMServer | None = _SHARED.get("server")
+    if server is None or not server.alive():
+        model_dir: Path = request.getfixturevalue("tiny_model_dir")
+        server = _start(model_dir, tmp_path_factory.mktemp("vllm-logs"))
+        _SHARED["server"] = server
     try:
         yield server.url
     finally:
-        server.stop()
+        server.stop()  # at session end; a second copy finds it stopped, which is fine
 
 
 @pytest.fixture
