@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from agent.errors import ConfigError
 from agent.retrieval import (
     AnnotationFormatError,
+    BankFormatError,
     EmbedderError,
     Example,
     ExampleBank,
@@ -101,7 +102,7 @@ def test_user_errors_are_vidagent_errors(bank_dir: Path, tmp_path: Path) -> None
     assert isinstance(error_of(exists), ConfigError)
     no_model = ["search", str(bank_dir), "q", "--embedder", str(tmp_path / "no-model")]
     assert isinstance(error_of(no_model), EmbedderError)
-    assert isinstance(error_of(["info", str(tmp_path)]), Exception)
+    assert isinstance(error_of(["info", str(tmp_path)]), BankFormatError)
     # A bank whose manifest names another embedder is refused before searching.
     other = tmp_path / "other"
     ExampleBank.from_vectors(

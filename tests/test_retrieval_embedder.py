@@ -81,7 +81,10 @@ def test_local_model_directory_gets_a_content_id(tmp_path: Path) -> None:
     assert source_a == str((tmp_path / "a" / "my-model").resolve())
     (tmp_path / "b" / "my-model" / "model.safetensors").write_bytes(b"0" * 101)
     assert resolve_model(tmp_path / "b" / "my-model")[0] != id_a
-    assert SentenceTransformerEmbedder(tmp_path / "a" / "my-model", name="mine").id == "mine"
+    named = SentenceTransformerEmbedder(tmp_path / "a" / "my-model", name="mine")
+    assert named.id == "mine" and named.model_arg == source_a  # absolute: portable manifest
+    assert SentenceTransformerEmbedder("all-MiniLM-L6-v2").model_arg is None
+    assert SentenceTransformerEmbedder("org/model").model_arg == "org/model"
 
 
 def test_text_bank_round_trip_and_embedder_check(

@@ -180,7 +180,9 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"batch_size must be at least 1, got {batch_size}")
         resolved_id, self.source = resolve_model(model)
         self._id = name or resolved_id
-        self.model_arg = None if model is None else os.fspath(model)
+        # What a manifest records to load the model again: None for the bundled default (its path
+        # differs between machines), else the absolute directory or the hub id.
+        self.model_arg = None if resolved_id == DEFAULT_MODEL_ID else self.source
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None

@@ -47,7 +47,7 @@ class IndexParams(Record):
     hnsw_ef_construction: int = Field(default=80, ge=8)
     hnsw_ef_search: int = Field(default=64, ge=1)
     ivf_nlist: int | None = Field(default=None, ge=1, description="None: about 4·sqrt(count)")
-    ivf_nprobe: int = Field(default=16, ge=1)
+    ivf_nprobe: int = Field(default=32, ge=1)
 
 
 def import_faiss() -> Any:
@@ -144,7 +144,8 @@ def single_thread() -> Iterator[None]:
     """Run FAISS with one OpenMP thread inside the block.
 
     For one query OpenMP start-up costs more than it saves (about 11 ms vs 40-60 ms for a flat
-    100k x 384 search on 2 cores); batch searches keep the global setting.
+    100k x 384 search on 2 cores); batch searches keep the global setting. The OpenMP setting
+    is process-wide: searches from several Python threads at once all run single-threaded.
     """
     faiss = import_faiss()
     previous = faiss.omp_get_max_threads()
