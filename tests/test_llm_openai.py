@@ -18,7 +18,12 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from agent.llm.errors import LLMConnectionError, LLMRequestError, LLMTimeoutError
+from agent.llm.errors import (
+    LLMConnectionError,
+    LLMOutputError,
+    LLMRequestError,
+    LLMTimeoutError,
+)
 from agent.llm.openai_backend import OpenAIBackend, normalize_url
 from agent.llm.retry import RetryPolicy
 from agent.llm.server import free_port
@@ -202,6 +207,14 @@ def test_4xx_is_not_retried_and_says_what_the_server_said() -> None:
     )
     b, waits = backend(server, model="tiny")
     with pytest.raises(LLMRequestError, match=r"llm.test:8000/v1.*HTTP 400.*prompt too long"):
+        run(b.generate(LLMRequest.of("hi")))
+    assert server.chat_calls == 1 and waits == []
+
+
+def test_an_unusable_response_is_an_output_error_not_retried() -> None:
+    server = FakeServer(lambda r, n: httpx.Response(200, json=completion([])))
+    b, waits = backend(server, model="tiny")
+    with pytest.raises(LLMOutputError, match=r"llm.test:8000/v1 sent an unusable response"):
         run(b.generate(LLMRequest.of("hi")))
     assert server.chat_calls == 1 and waits == []
 

@@ -31,7 +31,7 @@ from agent.llm import (
     StructuredOutput,
 )
 from agent.llm.langchain import make_chat_model
-from agent.llm.openai_backend import OpenAIBackend
+from agent.llm.openai_backend import OpenAIBackend, normalize_url
 from agent.llm.server import VLLMServer, free_port
 
 pytestmark = pytest.mark.vllm
@@ -287,3 +287,29 @@ def test_langchain_adapter_talks_to_the_same_endpoint(vllm_url: str) -> None:  #
     assert isinstance(message, AIMessage) and isinstance(message.content, str)
     assert message.response_metadata["model_name"] == "tiny"
     assert message.usage_metadata is not None and message.usage_metadata["output_tokens"] <= 8
+
+
+class FindArgs(BaseModel):
+    query: str = Field(max_length=12)
+    k: int = Field(ge=1, le=5)
+
+
+def test_server_started_by_the_helper_returns_parsed_tool_calls(vllm_url: str) -> None:  # noqa: F811
+    """The chat agent will need tool calls: the starter's hermes/tool flags must work."""
+    import openai
+
+    schema = StructuredOutput.from_model(FindArgs).json_schema
+    tool = {"type": "function", "function": {"name": "find_segments", "parameters": schema}}
+    client = openai.OpenAI(base_url=normalize_url(vllm_url), api_key="EMPTY", max_retries=0)
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "Find the cup."}],
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "find_segments"}},
+        temperature=1.0,
+        seed=1,
+        max_tokens=64,
+    )
+    (call,) = reply.choices[0].message.tool_calls or []
+    assert call.function.name == "find_segments"  # type: ignore[union-attr]
+    FindArgs.model_validate_json(call.function.arguments)  # type: ignore[union-attr]

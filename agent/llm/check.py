@@ -8,7 +8,7 @@ the schema. An unconstrained model essentially never produces exactly that by ch
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,11 @@ class _Probe(BaseModel):
 
     answer: Literal["yes", "no"]
     confidence: int = Field(ge=0, le=10)
+
+
+class _Verdict(NamedTuple):
+    ok: bool
+    detail: str
 
 
 class CheckReport(LLMRecord):
@@ -79,18 +84,18 @@ def _request(prompt: str, structured: StructuredOutput, max_tokens: int) -> LLMR
     )
 
 
-async def _check_choice(backend: OpenAIBackend) -> tuple[bool, str]:
+async def _check_choice(backend: OpenAIBackend) -> _Verdict:
     request = _request(
         f"Answer with one word: {', '.join(CHOICES)}.", StructuredOutput.from_choices(CHOICES), 16
     )
     response = await backend.generate(request)
     bad = [t for t in response.texts if t not in CHOICES]
     if bad:
-        return False, f"got {bad[0]!r}, not one of {CHOICES}"
-    return True, f"{len(response.texts)}/{len(response.texts)} in {CHOICES}"
+        return _Verdict(False, f"got {bad[0]!r}, not one of {CHOICES}")
+    return _Verdict(True, f"{len(response.texts)}/{len(response.texts)} in {CHOICES}")
 
 
-async def _check_json(backend: OpenAIBackend) -> tuple[bool, str]:
+async def _check_json(backend: OpenAIBackend) -> _Verdict:
     request = _request(
         'Reply with JSON: {"answer": "yes" or "no", "confidence": 0-10}.',
         StructuredOutput.from_model(_Probe),
@@ -102,5 +107,7 @@ async def _check_json(backend: OpenAIBackend) -> tuple[bool, str]:
             _Probe.model_validate_json(text)
         except ValidationError:
             cut = " (cut at max_tokens)" if reason == "length" else ""
-            return False, f"invalid{cut}: {text[:80]!r}"
-    return True, f"{len(response.texts)}/{len(response.texts)} valid, e.g. {response.texts[0]}"
+            return _Verdict(False, f"invalid{cut}: {text[:80]!r}")
+    return _Verdict(
+        True, f"{len(response.texts)}/{len(response.texts)} valid, e.g. {response.texts[0]}"
+    )

@@ -20,12 +20,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.errors import MissingDependencyError
 from agent.llm.constrain import ConstraintLogitsProcessor, build_constraint, token_pieces
 from agent.llm.errors import LLMRequestError
 from agent.llm.types import LLMRequest, LLMResponse, Usage
+
+
+class _Candidate(NamedTuple):
+    text: str
+    finish_reason: str
+    tokens: int
 
 
 class HFBackend:
@@ -118,14 +124,14 @@ class HFBackend:
         if greedy:
             rows = rows * s.n
         return LLMResponse(
-            texts=[text for text, _, _ in rows],
-            finish_reasons=[reason for _, reason, _ in rows],
-            usage=Usage(prompt_tokens=prompt_len, completion_tokens=sum(n for _, _, n in rows)),
+            texts=[row.text for row in rows],
+            finish_reasons=[row.finish_reason for row in rows],
+            usage=Usage(prompt_tokens=prompt_len, completion_tokens=sum(r.tokens for r in rows)),
             model=self.model_path,
         )
 
-    def _finish(self, ids: list[int], eos: int, stop: list[str] | None) -> tuple[str, str, int]:
-        """(text, finish_reason, tokens used) of one generated row."""
+    def _finish(self, ids: list[int], eos: int, stop: list[str] | None) -> _Candidate:
+        """Text, finish reason and tokens used of one generated row."""
         reason = "length"
         if eos in ids:
             ids = ids[: ids.index(eos) + 1]
@@ -139,7 +145,7 @@ class HFBackend:
             cut = text.find(word)
             if cut >= 0:
                 text, reason = text[:cut], "stop"
-        return text, reason, len(ids)
+        return _Candidate(text, reason, len(ids))
 
     async def close(self) -> None:
         self._model = self._tokenizer = None

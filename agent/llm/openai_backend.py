@@ -27,8 +27,14 @@ from typing import Any, TypeVar
 
 import httpx
 import openai
+from pydantic import ValidationError
 
-from agent.llm.errors import LLMConnectionError, LLMRequestError, LLMTimeoutError
+from agent.llm.errors import (
+    LLMConnectionError,
+    LLMOutputError,
+    LLMRequestError,
+    LLMTimeoutError,
+)
 from agent.llm.retry import RetryPolicy, classify, describe, retry_after_s
 from agent.llm.types import LLMRecord, LLMRequest, LLMResponse, Usage
 
@@ -232,28 +238,33 @@ class OpenAIBackend:
             replica.peak_outstanding = max(replica.peak_outstanding, replica.outstanding)
             try:
                 return await asyncio.wait_for(call(clients.per_url[replica.url]), self.timeout_s)
-            except Exception as exc:
-                kind = classify(exc)
-                replica.failed += 1
-                if kind == "fatal":
-                    raise LLMRequestError(
-                        f"LLM server at {replica.url} rejected the request: {describe(exc)}"
-                    ) from exc
-                tried.add(replica)
-                if kind == "connection":
-                    replica.down_until = time.monotonic() + self.cooldown_s
-                    if len(tried) < len(self._replicas):
-                        continue  # fail over to another replica at once
-                if retries >= self.retry.max_retries:
-                    if kind == "timeout":
-                        raise LLMTimeoutError(used, attempts, self.timeout_s) from exc
-                    raise LLMConnectionError(used, attempts, describe(exc)) from exc
-                await self._sleep(self.retry.delay(retries, self._rng, retry_after_s(exc)))
-                retries += 1
-                if len(tried) == len(self._replicas):
-                    tried.clear()
+            except (openai.OpenAIError, asyncio.TimeoutError, ValidationError) as exc:
+                failure = exc
             finally:
                 replica.outstanding -= 1
+            replica.failed += 1
+            kind = classify(failure)
+            if kind == "rejected":
+                raise LLMRequestError(
+                    f"LLM server at {replica.url} rejected the request: {describe(failure)}"
+                ) from failure
+            if kind == "invalid":
+                raise LLMOutputError(
+                    f"LLM server at {replica.url} sent an unusable response: {failure}"
+                ) from failure
+            tried.add(replica)
+            if kind == "connection":
+                replica.down_until = time.monotonic() + self.cooldown_s
+                if len(tried) < len(self._replicas):
+                    continue  # fail over to another replica at once
+            if retries >= self.retry.max_retries:
+                if kind == "timeout":
+                    raise LLMTimeoutError(used, attempts, self.timeout_s) from failure
+                raise LLMConnectionError(used, attempts, describe(failure)) from failure
+            await self._sleep(self.retry.delay(retries, self._rng, retry_after_s(failure)))
+            retries += 1
+            if len(tried) == len(self._replicas):
+                tried.clear()
 
     async def close(self) -> None:
         """Close the HTTP pool (only if it belongs to the running loop; else it is dropped)."""

@@ -15,7 +15,7 @@ from typing import Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
-FailureKind = Literal["connection", "timeout", "status", "fatal"]
+FailureKind = Literal["connection", "timeout", "status", "rejected", "invalid"]
 
 
 class RetryPolicy(BaseModel):
@@ -44,15 +44,19 @@ class RetryPolicy(BaseModel):
 
 
 def classify(exc: BaseException) -> FailureKind:
-    """How an exception from the ``openai`` client (or our own deadline) should be treated."""
+    """How an exception from the ``openai`` client (or our own deadline) should be treated.
+
+    ``connection``, ``timeout`` and ``status`` (429, 5xx) are retried; ``rejected`` (other 4xx)
+    and ``invalid`` (a response that cannot be parsed) are not.
+    """
     if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
         return "connection"
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
-        return "status" if code == 429 or code >= 500 else "fatal"
-    return "fatal"
+        return "status" if code == 429 or code >= 500 else "rejected"
+    return "invalid"
 
 
 def retry_after_s(exc: BaseException) -> float | None:

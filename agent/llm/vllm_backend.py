@@ -83,13 +83,15 @@ class VLLMBackend:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 results = await asyncio.to_thread(self.run_batch, [r for r, _ in batch])
-            except BaseException as err:  # setup failure, cancellation: every waiter hears it
+            except Exception as err:  # e.g. the engine failed to start: every waiter hears it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(err)
-                if not isinstance(err, Exception):
-                    raise
                 continue
+            except BaseException:  # cancelled: so are the waiters of this batch
+                for _, future in batch:
+                    future.cancel()
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
