@@ -37,6 +37,8 @@ out = Console()
 err = Console(stderr=True)
 
 VideoArg = Annotated[Path, typer.Argument(help="Path to a video file (mp4, webm, mkv, avi, ...).")]
+# Bump when shot detection changes its output for the same parameters (invalidates cached shots).
+SHOTS_VERSION = "1"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -171,38 +173,40 @@ def _build_timeline(
     max_shot_seconds: float,
     threshold: float | None,
 ) -> Any:
-    from tools.segmenter import build_timeline
-
-    from tools.video import open_video
-
-    store = _store()
-    with quiet_native_stderr():
-        source = open_video(video)
-    with source:
-        if not shots:
-            return build_timeline(source, seconds=seconds or 2.0)
-        params: dict[str, Any] = {"max_seconds": max_shot_seconds or None}
-        if threshold is not None:
-            params["threshold"] = threshold
-        video_hash = store.video_hash(video)
-        with progress_bar() as bar:
-            task = bar.add_task("detecting shots", total=source.info.num_frames)
-
-            def compute() -> tuple[dict[str, Any], None]:
-                timeline = build_timeline(
-                    source,
-                    shots=True,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                    **params,
-                )
-                return timeline.model_dump(mode="json"), None
-
-            result = store.get_or_compute(video_hash, "segmenter.shots", "1", params, compute)
     from agent.records import Timeline
+    from tools.segmenter import ShotParams, build_timeline
+    from tools.video import probe_video
 
+    with quiet_native_stderr():
+        info = probe_video(video, verify=True)
+    if not shots:
+        return build_timeline(video, seconds=seconds or 2.0)
+    params: dict[str, Any] = {"max_seconds": max_shot_seconds or None}
+    if threshold is not None:
+        params["threshold"] = threshold
+    try:
+        recorded = ShotParams(**params).recorded()
+    except ValueError as exc:
+        raise ConfigError(f"invalid shot detection option: {exc}") from None
+    store = _store()
+    with progress_bar() as bar:
+        task = bar.add_task("detecting shots", total=info.num_frames)
+
+        def compute() -> tuple[dict[str, Any], None]:
+            timeline = build_timeline(
+                video,  # a path: decoded small for analysis, not at full resolution
+                shots=True,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                **params,
+            )
+            return timeline.model_dump(mode="json"), None
+
+        result = store.get_or_compute(
+            store.video_hash(video), "segmenter.shots", SHOTS_VERSION, recorded, compute
+        )
     timeline = Timeline.model_validate(result.value)
     # The cached record may come from a copy of this video at another path.
-    return timeline.model_copy(update={"video": source.info})
+    return timeline.model_copy(update={"video": info})
 
 
 @app.command()
@@ -216,23 +220,12 @@ def frames(
     tile_width: Annotated[int, typer.Option(min=32, max=1920, help="Tile width in pixels.")] = 320,
 ) -> None:
     """Save a contact sheet: NUM frames sampled uniformly, each labelled with its timestamp."""
-    from tools.contact_sheet import contact_sheet, save_contact_sheet
-
-    from tools.sampling import uniform_indices
-    from tools.video import open_video
+    from tools.contact_sheet import save_contact_sheet, video_contact_sheet
 
     with quiet_native_stderr():
-        source = open_video(video, width=tile_width)
-    with source:
-        batch = source.get_frames(uniform_indices(source.info.num_frames, num))
-        meta = source.info
-    title = (
-        f"{video.name}  |  {meta.duration:.2f}s  {meta.fps:.2f} fps  {meta.num_frames} frames  "
-        f"{meta.codec}"
-    )
-    image = contact_sheet(batch, columns=columns, tile_width=tile_width, title=title)
+        image = video_contact_sheet(video, num, columns=columns, tile_width=tile_width)
     save_contact_sheet(image, out_file)
-    err.print(f"wrote {out_file} ({len(batch)} frames, {image.width}x{image.height})")
+    err.print(f"wrote {out_file} ({num} frames, {image.width}x{image.height})")
 
 
 @app.command()

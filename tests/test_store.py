@@ -135,7 +135,9 @@ def test_file_digest_hashes_bytes_not_paths(
     expected = hashlib.blake2b(payload, digest_size=16).hexdigest()
     assert file_digest(a) == file_digest(b) == expected
     assert file_digest(c) != expected
-    monkeypatch.setattr(store_mod, "HASH_CHUNK", 4096)  # many chunks, last one partial
+    import agent.store_keys as store_keys
+
+    monkeypatch.setattr(store_keys, "HASH_CHUNK", 4096)  # many chunks, last one partial
     assert file_digest(a) == expected
     store = PerceptionStore(tmp_path / "store")
     assert store.video_hash(a) == store.video_hash(b) == expected

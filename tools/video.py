@@ -256,6 +256,9 @@ class _PyAVSource:
         self._key = np.asarray(keys, dtype=bool)[order]
         self._key_positions = np.flatnonzero(self._key)
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
+        if stream.time_base is None:
+            self._container.close()
+            raise CorruptVideoError(path, "the video stream has no time base")
         tb = float(stream.time_base)
         start = stream.start_time if stream.start_time is not None else int(self._pts[0])
         self._times = (self._pts - start) * tb
