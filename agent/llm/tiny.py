@@ -5,7 +5,8 @@ downloaded here and CI machines are CPU-only. This module writes, in well under 
 2-layer Llama with random (seeded) weights and a byte-level BPE tokenizer trained in memory, exactly
 as described in ``shared/notes/vllm-cpu.md``:
 
-- vocabulary ~384 with the special tokens ``<s> </s> <pad> <unk> <tool_call> </tool_call>``;
+- a byte-level BPE vocabulary of ~384 (the project's in-memory tokenizer trainer) with the special
+  tokens ``<s> </s> <pad> <unk> <tool_call> </tool_call>``;
 - ``head_dim`` = 128 / 4 = 32 (vLLM's CPU attention dies on the first request with 16);
 - ``torch.manual_seed(0)`` before building the model, so the same prompt, seed and temperature give
   the same text across builds and server restarts.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>", "<tool_call>", "</tool_call>"]
 VOCAB_SIZE = 384
@@ -62,43 +64,28 @@ To call a tool answer with <tool_call>{"name": NAME, "arguments": {...}}</tool_c
 {% endif -%}
 """
 
-_CORPUS = [
-    "The person picks up the cup and puts it on the table.",
-    "A man opens the fridge, takes out milk, and closes the door.",
-    "She cuts the onion with a knife, then washes her hands.",
-    "What happens next in the video? Answer with one of the choices.",
-    '{"verb": "take", "noun": "cup", "start": 12.5, "end": 14.0, "ok": true, "n": [1, 2, 3]}',
-    '{"name": "search_segments", "arguments": {"query": "open door", "k": 5}}',
-    "<|system|>\n<|user|>\n<|assistant|>\n<|tool|>\n",
-    "yes no maybe red green blue left right up down 0123456789 <seg_1> <seg_2> <seg_10>",
-    "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
-]
 
+def build_tokenizer() -> Any:
+    """The tiny model's tokenizer, with the chat template above.
 
-def build_tokenizer() -> object:
-    """A byte-level BPE tokenizer trained in memory, wrapped as ``PreTrainedTokenizerFast``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    Byte-level BPE trained in memory by :func:`tools.tiny_models.train_tokenizer` (the project's
+    one tokenizer trainer); the tool-call markers are single special tokens, as vLLM's hermes
+    parser requires.
+    """
+    from tools.tiny_models import train_tokenizer
 
-    core = Tokenizer(models.BPE(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    return train_tokenizer(
+        SPECIAL_TOKENS,
+        bos="<s>",
+        eos="</s>",
+        pad="<pad>",
+        unk="<unk>",
         vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        additional_special_tokens=["<tool_call>", "</tool_call>"],
-        chat_template=CHAT_TEMPLATE,
         model_max_length=512,
+        extra={
+            "additional_special_tokens": ["<tool_call>", "</tool_call>"],
+            "chat_template": CHAT_TEMPLATE,
+        },
     )
 
 
@@ -113,7 +100,7 @@ def build_tiny_llama(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    vocab = tokenizer.get_vocab()
     ids = {name: vocab[name] for name in ("<s>", "</s>", "<pad>")}
     config = LlamaConfig(
         vocab_size=len(vocab),
@@ -128,13 +115,14 @@ def build_tiny_llama(out_dir: str | Path) -> Path:
         eos_token_id=ids["</s>"],
         pad_token_id=ids["<pad>"],
     )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # seed 0 without disturbing the caller's RNG
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]
     )
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(out)
     return out
 
 
