@@ -116,3 +116,29 @@ def test_text_bank_round_trip_and_embedder_check(
     # Same weights under another name are still refused: the id is the contract.
     with pytest.raises(IndexMismatchError, match="all-MiniLM-L6-v2"):
         ExampleBank.load(tmp_path / "bank", SentenceTransformerEmbedder(name="renamed"))
+
+
+def test_queries_embed_on_one_torch_thread_and_batches_do_not(
+    minilm: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-text calls avoid multi-thread overhead; the process setting is restored afterwards."""
+    import torch
+
+    model = minilm.setup()
+    seen: list[int] = []
+    original = model.encode
+
+    def spy(*args: object, **kwargs: object) -> np.ndarray:
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        minilm.embed(["one query"])
+        minilm.embed(["a batch"] * 5)
+        assert seen == [1, 2]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

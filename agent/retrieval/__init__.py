@@ -15,7 +15,7 @@ Typical use::
 Nothing here imports faiss, torch or sentence-transformers until it is used.
 """
 
-from agent.retrieval.bank import BankManifest, Example, ExampleBank, check_embedder
+from agent.retrieval.bank import Example, ExampleBank
 from agent.retrieval.builders import (
     SOURCE_FORMATS,
     LTAAction,
@@ -44,6 +44,7 @@ from agent.retrieval.errors import (
     RetrievalError,
 )
 from agent.retrieval.faiss_index import INDEX_TYPES, IndexParams, IndexType
+from agent.retrieval.manifest import BankManifest, check_embedder
 from agent.retrieval.mmr import MMRSelection, mmr, mmr_select
 from agent.retrieval.select import STRATEGIES, SelectedExample, Strategy, select_examples
 

@@ -13,18 +13,17 @@ A saved bank is a directory:
 - ``examples.jsonl``: one :class:`Example` per line, in index order (row i is FAISS id i).
 - ``index.faiss``: the FAISS index (see :mod:`agent.retrieval.faiss_index`).
 
-The manifest is written last, so an interrupted save fails the count/hash checks on load.
+The old manifest is removed first and the new one written last (files are replaced atomically), so
+an interrupted save leaves no manifest and is refused on load rather than half-read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field, JsonValue, ValidationError
@@ -45,12 +44,16 @@ from agent.retrieval.faiss_index import (
     tune_index,
     write_index,
 )
+from agent.retrieval.manifest import (
+    EXAMPLES,
+    INDEX,
+    MANIFEST,
+    BankManifest,
+    check_embedder,
+    content_hash,
+    read_manifest,
+)
 
-FORMAT_NAME: Literal["vidagent-example-bank"] = "vidagent-example-bank"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-EXAMPLES = "examples.jsonl"
-INDEX = "index.faiss"
 ProgressFn = Callable[[int, int], None]
 
 
@@ -71,29 +74,8 @@ class Example(Record):
         return frozenset(s for s in (self.video_id, self.clip_id) if s)
 
 
-class BankManifest(Record):
-    """What a saved bank contains and how it was built; checked on every load."""
-
-    format: Literal["vidagent-example-bank"] = FORMAT_NAME
-    format_version: int = FORMAT_VERSION
-    embedder: str = Field(description="Embedder id; queries must come from the same one")
-    embedder_model: str | None = Field(default=None, description="How to load it; None: default")
-    dim: int = Field(ge=1)
-    metric: Literal["inner_product"] = "inner_product"
-    normalized: bool = True
-    count: int = Field(ge=0)
-    index: IndexParams
-    tasks: dict[str, int] = Field(default_factory=dict)
-    examples_hash: str = Field(description="blake2b-128 of examples.jsonl")
-    created: str = ""
-
-
 def _example_lines(examples: Sequence[Example]) -> bytes:
     return b"".join(ex.model_dump_json().encode() + b"\n" for ex in examples)
-
-
-def _hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -179,7 +161,7 @@ class ExampleBank:
             count=len(examples),
             index=params,
             tasks=tasks,
-            examples_hash=_hash(_example_lines(examples)),
+            examples_hash=content_hash(_example_lines(examples)),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         return cls(examples, index, manifest, embedder=embedder, gpu=gpu)
@@ -231,7 +213,7 @@ class ExampleBank:
             raise BankFormatError(path, "exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
         lines = _example_lines(self.examples)
-        manifest = self.manifest.model_copy(update={"examples_hash": _hash(lines)})
+        manifest = self.manifest.model_copy(update={"examples_hash": content_hash(lines)})
         (path / MANIFEST).unlink(missing_ok=True)
         _write_atomic(path / EXAMPLES, lines)
         tmp_index = path / f".{INDEX}.tmp{os.getpid()}"
@@ -244,32 +226,7 @@ class ExampleBank:
     @staticmethod
     def read_manifest(directory: Path | str) -> BankManifest:
         """The validated manifest of a saved bank (no index or examples are read)."""
-        path = Path(directory)
-        if not path.is_dir():
-            raise BankFormatError(path, "no such directory")
-        file = path / MANIFEST
-        if not file.is_file():
-            raise BankFormatError(
-                path, f"no {MANIFEST} (not an example bank, or an interrupted save)"
-            )
-        try:
-            raw = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BankFormatError(path, f"{MANIFEST} is not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-            raise BankFormatError(path, f"{MANIFEST} is not a {FORMAT_NAME} manifest")
-        version = raw.get("format_version")
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise BankFormatError(
-                path,
-                f"format version {version} is newer than this vidagent reads ({FORMAT_VERSION})",
-            )
-        try:
-            return BankManifest.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BankFormatError(path, f"{MANIFEST} is corrupt: {where}: {first['msg']}") from exc
+        return read_manifest(directory)
 
     @classmethod
     def load(
@@ -291,7 +248,7 @@ class ExampleBank:
             lines = (path / EXAMPLES).read_bytes()
         except OSError as exc:
             raise BankFormatError(path, f"cannot read {EXAMPLES} ({exc.strerror})") from exc
-        if _hash(lines) != manifest.examples_hash:
+        if content_hash(lines) != manifest.examples_hash:
             raise BankFormatError(path, f"{EXAMPLES} does not match the manifest (hash differs)")
         try:
             examples = [Example.model_validate_json(line) for line in lines.splitlines() if line]
@@ -311,7 +268,7 @@ class ExampleBank:
         if index.d != manifest.dim:
             problems.append(f"index dimension {index.d}")
         if index_kind(index) != manifest.index.type or not is_inner_product(index):
-            problems.append(f"index type {index_kind(index)}")
+            problems.append(f"index type {index_kind(index)}")  # e.g. index.faiss swapped
         if problems:
             raise BankFormatError(
                 path,
@@ -398,18 +355,3 @@ class ExampleBank:
     def task_id(self, task: str) -> int | None:
         """The internal code of ``task`` in :attr:`task_code`, or None if the bank has none."""
         return self._task_names.get(task)
-
-
-def check_embedder(manifest: BankManifest, embedder: TextEmbedder, path: Path | str) -> None:
-    """Refuse an embedder whose id or dimension differs from the one the bank was built with."""
-    if embedder.id != manifest.embedder:
-        raise IndexMismatchError(
-            f"example bank {path} was built with embedder {manifest.embedder!r} "
-            f"(dim {manifest.dim}) but the query embedder is {embedder.id!r}: search it with the "
-            "same embedder or rebuild the bank"
-        )
-    if embedder.dim != manifest.dim:
-        raise IndexMismatchError(
-            f"example bank {path} has dimension {manifest.dim} but embedder {embedder.id!r} "
-            f"produces {embedder.dim}-d vectors: rebuild the bank with this embedder"
-        )

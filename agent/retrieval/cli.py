@@ -189,7 +189,8 @@ def search(
 @app.command()
 def info(bank_dir: BankArg, json_out: JsonOpt = False) -> None:
     """Show what a bank holds: count, tasks, embedder, dimension, index type and size."""
-    from agent.retrieval.bank import INDEX, ExampleBank
+    from agent.retrieval.bank import ExampleBank
+    from agent.retrieval.manifest import INDEX
 
     manifest = ExampleBank.read_manifest(bank_dir)
     index_file = bank_dir / INDEX
