@@ -177,7 +177,7 @@ def search(
         table.add_row(
             str(s.rank),
             f"{s.similarity:.3f}",
-            "" if s.mmr_score is None else f"{s.mmr_score:.3f}",
+            "" if s.mmr_score is None else f"{round(s.mmr_score, 3) + 0.0:.3f}",  # no "-0.000"
             s.example.video_id,
             s.example.key or "",
             _short(s.example.input),
