@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from agent.llm.cli import app
 from agent.llm.server import free_port
+from agent.llm.server import main as server_main
 from agent.llm.tiny import build_tiny_llama, main
 
 
@@ -68,3 +69,14 @@ def test_tiny_chat_template_renders_hermes_tool_calls(tiny_model_dir: Path) -> N
 
 def test_tiny_main_needs_exactly_one_folder() -> None:
     assert main([]) == 2
+
+
+def test_server_main_without_the_vllm_venv_is_one_error_line(
+    tiny_model_dir: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "no-venv" / "bin" / "python"
+    assert server_main(["--python", str(missing), "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0]

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from agent.llm.errors import ServerStartError
 
 SERVED_MODEL_NAME = "tiny"
+DEFAULT_PYTHON = ".venv-vllm/bin/python"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -189,3 +191,46 @@ def tail(path: Path, lines: int) -> str:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agent.llm.server``: serve the tiny Llama (or ``--model``) until Ctrl-C.
+
+    For running the vLLM tests against one long-lived server:
+    ``VIDAGENT_TEST_VLLM_URL=<printed URL> pytest -m vllm``.
+    """
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m agent.llm.server", description=main.__doc__)
+    parser.add_argument("--python", default=os.environ.get("VIDAGENT_VLLM_PYTHON", DEFAULT_PYTHON))
+    parser.add_argument("--model", help="model folder (default: build the tiny random Llama)")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vidagent-vllm-") as tmp:
+        if args.model:
+            model_dir = Path(args.model)
+        else:
+            from agent.llm.tiny import build_tiny_llama
+
+            model_dir = build_tiny_llama(Path(tmp) / "tiny")
+        try:
+            server = start_vllm_server(
+                args.python, model_dir, port=args.port, log_path=Path(tmp) / "server.log"
+            )
+        except ServerStartError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(server.url, flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
