@@ -81,26 +81,29 @@ class LLMClient:
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         """One call: from the cache if it is deterministic and known, else from the backend."""
+        try:
+            response = await self._cached_or_sent(request)
+        except LLMError:
+            self.meter.record_failure()
+            raise
+        self.meter.record(response)
+        return response
+
+    async def _cached_or_sent(self, request: LLMRequest) -> LLMResponse:
         key = None
         if self.cache is not None and cacheable(request):
             model = request.model or await self.backend.model_name()
             key = cache_key(self.backend.name, model, request)
             hit = self.cache.get(key)
             if hit is not None:
-                self.meter.record(hit)
                 return hit
         async with self._limit():
             start = time.perf_counter()
-            try:
-                response = await self.backend.generate(request)
-            except LLMError:
-                self.meter.record_failure()
-                raise
+            response = await self.backend.generate(request)
             latency = time.perf_counter() - start
         response = response.model_copy(update={"latency_s": latency, "cached": False})
         if key is not None and self.cache is not None:
             self.cache.put(key, response)
-        self.meter.record(response)
         return response
 
     async def generate_many(
