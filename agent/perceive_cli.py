@@ -82,6 +82,7 @@ def build_tools(
     captioner_url: str | None,
     caption_prompt: str | None,
     caption_frames: int,
+    caption_max_tokens: int,
     action_model: str,
     taxonomy: Path | None,
     action_head: Path | None,
@@ -103,6 +104,7 @@ def build_tools(
                 base_url=captioner_url,
                 prompt=caption_prompt,
                 frames_per_segment=caption_frames,
+                max_tokens=caption_max_tokens,
             )
             tools.append(ServedCaptioner(served))
         else:
@@ -111,6 +113,7 @@ def build_tools(
                 model=captioner,
                 prompt=caption_prompt,
                 frames_per_segment=caption_frames,
+                max_new_tokens=caption_max_tokens,
                 **run,
             )
             tools.append(Captioner(params))
@@ -162,6 +165,9 @@ def perceive(
     caption_frames: Annotated[
         int, typer.Option("--caption-frames", min=1, help="Frames per segment for captions.")
     ] = 1,
+    caption_max_tokens: Annotated[
+        int, typer.Option("--caption-max-tokens", min=1, help="Longest caption, in tokens.")
+    ] = 40,
     action_model: Annotated[
         str, typer.Option("--action-model", help="CLIP/SigLIP model for zero-shot actions.")
     ] = DEFAULT_VISUAL_MODEL,
@@ -184,6 +190,9 @@ def perceive(
     shots: Annotated[
         bool, typer.Option("--shots", help="Cut segments at shot boundaries.")
     ] = False,
+    max_shot_seconds: Annotated[
+        float, typer.Option(help="With --shots: split shots longer than this (0: never).")
+    ] = 10.0,
     frames_per_segment: Annotated[
         int,
         typer.Option(
@@ -226,6 +235,7 @@ def perceive(
         captioner_url=captioner_url,
         caption_prompt=caption_prompt,
         caption_frames=caption_frames,
+        caption_max_tokens=caption_max_tokens,
         action_model=action_model,
         taxonomy=taxonomy,
         action_head=action_head,
@@ -237,14 +247,18 @@ def perceive(
         dtype=dtype,
     )
     with _terminal() as err:
-        summary = _run(paths, tools, store, out, seconds, shots, frame_size, err)
+        shot_params = {"max_seconds": max_shot_seconds or None} if shots else None
+        summary = _run(paths, tools, store, out, seconds, shot_params, frame_size, err)
     stdout = Console()
     stdout.print(_summary_table(summary))
+    for r in summary.failed:
+        stdout.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False, soft_wrap=True)
     failed = summary.count("failed")
     stdout.print(
         f"{summary.count('ok')} computed, {summary.count('cached')} cached, {failed} failed "
         f"in {summary.seconds:.1f}s; timelines in {out}/",
         highlight=False,
+        soft_wrap=True,
     )
     if failed:
         raise typer.Exit(1)
@@ -256,7 +270,7 @@ def _run(
     store: Any,
     out: Path,
     seconds: float | None,
-    shots: bool,
+    shot_params: dict[str, Any] | None,
     frame_size: int,
     err: Console,
 ) -> Any:
@@ -289,8 +303,9 @@ def _run(
             tools=tools,
             store=store,
             out_dir=out,
-            seconds=seconds if seconds is not None else (None if shots else 2.0),
-            shots=shots,
+            seconds=seconds if seconds is not None else (None if shot_params else 2.0),
+            shots=shot_params is not None,
+            shot_params=shot_params,
             frame_size=frame_size or None,
             progress=on_progress,
         )
@@ -318,7 +333,7 @@ def _terminal() -> Iterator[Console]:
 
 def _summary_table(summary: Any) -> Table:
     table = Table(title="perception summary")
-    for col in ("video", "status", "segments", "computed", "cached", "time (s)", "error"):
+    for col in ("video", "status", "segments", "computed", "cached", "time (s)"):
         table.add_column(col, overflow="fold")
     colour = {"ok": "green", "cached": "cyan", "failed": "red"}
     for r in summary.results:
@@ -329,6 +344,5 @@ def _summary_table(summary: Any) -> Table:
             ", ".join(r.computed) or "-",
             ", ".join(r.cached) or "-",
             f"{r.seconds:.1f}",
-            r.error or "",
         )
     return table

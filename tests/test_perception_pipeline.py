@@ -231,7 +231,7 @@ def test_shot_segmentation_is_cached_and_keys_follow_segments(
     )
     starts = [s.start_frame for s in timeline.segments]
     assert {50, 130, 210} <= set(starts) and timeline.segmentation.method == "shots"
-    assert store.keys("segmenter.shots")
+    assert store.keys("perceive.shots")
     again = perceive_many(
         [multi_cut_video.path],
         tools=tools_,

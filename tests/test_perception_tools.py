@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from agent.errors import ConfigError
 from agent.records import ActionLabel, Segment
@@ -136,6 +137,12 @@ def test_taxonomy_files_load_and_bad_ones_are_config_errors(tmp_path: Path) -> N
             Taxonomy.load(bad)
     with pytest.raises(ConfigError, match="no such file"):
         Taxonomy.load(tmp_path / "missing.json")
+
+
+def test_prompt_templates_are_checked_when_configured() -> None:
+    with pytest.raises(ValidationError, match="bad placeholder 'object'"):
+        ActionParams(noun_template="a photo of a {object}")
+    assert ActionParams(verb_template="someone {verb_ing} it").verb_template
 
 
 def test_zero_shot_actions_rank_pairs_and_store_probabilities(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agent.errors import ConfigError
 from agent.records import ActionLabel, Record, Segment
@@ -200,6 +200,17 @@ class ActionParams(ModelParams):
     noun_template: str = "a photo of a {noun}."
     synonyms: bool = Field(default=True, description="Average prompts over a class's synonyms")
 
+    @field_validator("verb_template", "noun_template")
+    @classmethod
+    def _placeholders(cls, template: str) -> str:
+        try:
+            template.format(verb="x", verb_ing="x", noun="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"bad placeholder {exc} (use {{verb}}, {{verb_ing}} or {{noun}})"
+            ) from None
+        return template
+
 
 @dataclass
 class _Head:
@@ -268,14 +279,13 @@ class ActionRecognizer:
 
     def setup(self) -> None:
         _ = self.taxonomy  # reads the head too, when there is one
-        if self._head is None and self._text is None:
-            self._text = self._text_embeddings()
+        if self._head is None:
+            self.class_embeddings()
 
     def class_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """Unit text embeddings of the verb and noun classes, ``(V, D)`` and ``(N, D)`` (zero-shot
         weights; scaled by :attr:`VisualEncoder.logit_scale` they initialize a linear head)."""
         if self._text is None:
-            _ = self.taxonomy
             self._text = self._text_embeddings()
         return self._text
 
@@ -309,7 +319,7 @@ class ActionRecognizer:
         if self.store is None:
             _, arrays = compute()
             return arrays["verbs"], arrays["nouns"]
-        fields = self.cache_params()
+        fields = self.cache_params(hasher=self.store.video_hash)
         params = {k: fields[k] for k in ("model", "dtype", "verb_template", "noun_template")}
         params["synonyms"] = p.synonyms
         result = self.store.get_or_compute(

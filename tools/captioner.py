@@ -151,8 +151,8 @@ class Captioner:
                 messages = [{"role": "user", "content": content}]
                 chat = lm.processor.apply_chat_template(messages, add_generation_prompt=True)
                 texts.append(chat)
-            images = [list(g) for g in groups]
-            inputs = lm.processor(text=texts, images=images, padding=True, return_tensors="pt")
+            nested = [list(g) for g in groups]
+            inputs = lm.processor(text=texts, images=nested, padding=True, return_tensors="pt")
             return inputs, None
         images = [g[0] for g in groups]
         if p.prompt:
@@ -266,7 +266,8 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    value: T = box["value"]
+    return value
 
 
 async def complete_chats(

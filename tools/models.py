@@ -115,7 +115,11 @@ class PerceptionTool(Protocol):
 
     name: str
     version: str
-    params: ToolParams
+
+    @property
+    def params(self) -> ToolParams:
+        """The tool's settings (``frames_per_segment`` says how many frames a segment gets)."""
+        ...
 
     def cache_params(self, hasher: Callable[[Path], str] | None = None) -> dict[str, Any]:
         """Everything that changes the output, computed without loading the model. ``hasher``

@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +42,8 @@ from tools.video import FrameBatch, open_video
 VideoStatus = Literal["ok", "cached", "failed"]
 FATAL = (ModelLoadError, MissingDependencyError, ConfigError)
 """Errors of a tool's set-up or run that would repeat on every video: they stop the run."""
-SHOTS_TOOL, SHOTS_VERSION = "segmenter.shots", "1"
+SHOTS_TOOL, SHOTS_VERSION = "perceive.shots", "1"
+"""Store entry of a shot segmentation (the Timeline JSON), keyed by the shot parameters."""
 
 
 class VideoResult(Record):
@@ -96,9 +97,9 @@ class _StopRun(Exception):
 
 @dataclass(eq=False)
 class _Job:
-    index: int
     path: Path
     out: Path | None
+    keep: bool = False  # keep the final timeline in memory (single-video perceive)
     started: float = field(default_factory=time.perf_counter)
     video_hash: str = ""
     timeline: Timeline | None = None
@@ -124,11 +125,12 @@ def _segments_digest(segments: Sequence[Segment]) -> str:
     return hashlib.sha256(json.dumps(bounds).encode()).hexdigest()[:32]
 
 
-def _decode_size(width: int, height: int, frame_size: int | None) -> dict[str, int]:
-    """Decode-time resize so the short side is at most ``frame_size`` (aspect ratio kept)."""
+def _decode_size(width: int, height: int, frame_size: int | None) -> tuple[int | None, int | None]:
+    """Decode-time ``(width, height)`` so the short side is at most ``frame_size`` (one side
+    given: the aspect ratio is kept); ``(None, None)`` decodes at the native size."""
     if not frame_size or min(width, height) <= frame_size:
-        return {}
-    return {"width": frame_size} if width <= height else {"height": frame_size}
+        return None, None
+    return (frame_size, None) if width <= height else (None, frame_size)
 
 
 def _write_json(path: Path, text: str) -> None:
@@ -175,7 +177,6 @@ class _Engine:
         self.progress = progress
         self.queues: dict[str, list[tuple[_Job, int, FrameBatch]]] = {n: [] for n in names}
         self.linked = self._linked_actions()
-        self.jobs: list[_Job] = []
         self._tool_fields = {
             t.name: t.cache_params(hasher=store.video_hash) for t in tools
         }  # validates files and devices before any video is touched
@@ -185,7 +186,7 @@ class _Engine:
         emb, act = self.tools.get("embedder"), self.tools.get("actions")
         sig = "encoder_signature"
         shareable = emb and act and hasattr(emb, sig) and hasattr(act, "run_embeddings")
-        if shareable and getattr(emb, sig)() == getattr(act, sig)():
+        if act is not None and shareable and getattr(emb, sig)() == getattr(act, sig)():
             return str(act.name)
         return None
 
@@ -218,6 +219,7 @@ class _Engine:
     def plan(self, job: _Job) -> None:
         from agent.store import make_key
 
+        job.started = time.perf_counter()
         job.video_hash = self.store.video_hash(job.path)
         job.timeline = self._timeline(job)
         extra = {
@@ -245,8 +247,8 @@ class _Engine:
         for name in fed:
             by_k.setdefault(self.tools[name].params.frames_per_segment, []).append(name)
         info = job.timeline.video
-        resize = _decode_size(info.width, info.height, self.frame_size)
-        with open_video(job.path, **resize) as source:
+        width, height = _decode_size(info.width, info.height, self.frame_size)
+        with open_video(job.path, width=width, height=height) as source:
             for k, names in sorted(by_k.items()):
                 for start in range(0, job.n, self.chunk):
                     segs = job.timeline.segments[start : start + self.chunk]
@@ -278,7 +280,7 @@ class _Engine:
                         raise
                     except Exception as exc2:
                         self.fail(job, exc2)
-        self._finish_ready()
+        self._finish_ready(dict.fromkeys(job for job, _, _ in queue))
 
     def _run_tool(self, name: str, queue: list[tuple[_Job, int, FrameBatch]]) -> None:
         try:
@@ -320,8 +322,8 @@ class _Engine:
         )
         self._emit("video", job)
 
-    def _finish_ready(self) -> None:
-        for job in self.jobs:
+    def _finish_ready(self, jobs: Iterable[_Job]) -> None:
+        for job in jobs:
             if job.result is None and job.error is None and job.timeline and job.complete():
                 try:
                     self.finish(job)
@@ -351,10 +353,11 @@ class _Engine:
         segments: list[Segment] = list(job.timeline.segments)
         for name, tool in self.tools.items():
             segments = tool.annotate(segments, job.values[name], job.keys[name])
-        job.final = job.timeline.model_copy(update={"segments": segments})
+        final = job.timeline.model_copy(update={"segments": segments})
         if job.out is not None:
-            _write_json(job.out, job.final.model_dump_json(indent=2))
+            _write_json(job.out, final.model_dump_json(indent=2))
         job.rows.clear()
+        job.final = final if job.keep else None
         job.result = VideoResult(
             path=str(job.path),
             status="ok" if job.todo else "cached",
@@ -367,7 +370,6 @@ class _Engine:
         self._emit("video", job)
 
     def run(self, jobs: list[_Job]) -> None:
-        self.jobs = jobs
         try:
             for job in jobs:
                 try:
@@ -411,8 +413,8 @@ def perceive_many(
     out = Path(out_dir) if out_dir is not None else None
     names = output_names(files)
     jobs = [
-        _Job(i, p, out / name if out is not None else None)
-        for i, (p, name) in enumerate(zip(files, names, strict=True))
+        _Job(p, out / name if out is not None else None)
+        for p, name in zip(files, names, strict=True)
     ]
     engine = _Engine(
         tools,
@@ -442,7 +444,7 @@ def perceive(
     progress: Progress | None = None,
 ) -> Timeline:
     """One video's timeline with every tool's results; raises the video's error if it fails."""
-    job = _Job(0, Path(path), None)
+    job = _Job(Path(path), None, keep=True)
     engine = _Engine(
         tools,
         store,

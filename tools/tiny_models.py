@@ -35,8 +35,12 @@ CORPUS = (
     "Describe what is happening in this video clip in one sentence.",
     "0 1 2 3 4 5 6 7 8 9 , . : ; ! ? ( ) - / ' \"",
 )
-_TINY_TEXT = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
-_TINY_VISION = {
+_TINY_TEXT: dict[str, Any] = {
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+}
+_TINY_VISION: dict[str, Any] = {
     "hidden_size": 32,
     "intermediate_size": 37,
     "num_hidden_layers": 2,
@@ -317,7 +321,7 @@ def build_tiny_vit_gpt2(folder: str | Path) -> Path:
     tok = train_tokenizer(["<unk>", "<pad>", "<s>", "</s>"], bos="<s>", eos="</s>", pad="<pad>")
     bos, eos, pad = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     encoder = ViTConfig(**_TINY_VISION)
-    decoder = GPT2Config(
+    decoder = GPT2Config(  # type: ignore[call-arg]
         vocab_size=len(tok),
         n_embd=32,
         n_layer=2,

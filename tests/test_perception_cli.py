@@ -1,0 +1,123 @@
+"""``vidagent perceive`` registered on a Typer app exactly as agent/cli.py does it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from agent.errors import ConfigError
+from agent.perceive_cli import perceive
+from agent.records import Timeline
+from tools.models import ModelLoadError
+from tools.synth import SyntheticVideo
+from tools.tiny_models import build_tiny
+
+app = typer.Typer()
+app.command("perceive")(perceive)
+app.command("noop")(lambda: None)  # a second command, so "perceive" is a sub-command as in vidagent
+
+
+@pytest.fixture(scope="module")
+def model_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    root = tmp_path_factory.getbasetemp() / "tiny-models"
+    clip, blip = build_tiny("clip", root), build_tiny("blip", root)
+    return [
+        *("--captioner", str(blip), "--caption-max-tokens", "5"),
+        *("--action-model", str(clip), "--embedder", str(clip)),
+    ]
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(app, ["perceive", *args])
+
+
+def test_perceive_writes_timelines_skips_cached_and_fails_on_bad_videos(
+    model_args: list[str], h264_video: SyntheticVideo, tmp_path: Path
+) -> None:
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "a.mp4").write_bytes(h264_video.path.read_bytes())
+    (videos / "sub" / "b.mp4").write_bytes(h264_video.path.read_bytes()[:3000])  # truncated
+    (videos / "notes.txt").write_text("not a video")
+    out = tmp_path / "timelines"
+    taxonomy = tmp_path / "tax.json"
+    taxonomy.write_text(json.dumps({"verbs": ["take_(pick,_grab)", "cut"], "nouns": ["cup", "x"]}))
+    args = ["--out", str(out), "--taxonomy", str(taxonomy), "--top-k", "2"]
+    first = invoke(*model_args, "--videos-dir", str(videos), *args, "--batch-size", "4")
+    assert first.exit_code == 1, first.output  # one video failed
+    assert "perception summary" in first.output and "failed" in first.output
+    assert "CorruptVideoError" in first.output
+    assert "1 computed, 0 cached, 1 failed" in first.output
+    timeline = Timeline.model_validate_json((out / "a.json").read_text())
+    assert len(timeline.segments) == 4
+    assert {a.verb for s in timeline.segments for a in s.actions} <= {"take", "cut"}
+    assert all(s.captions and s.embedding for s in timeline.segments)
+
+    again = invoke(*model_args, str(videos / "a.mp4"), *args)
+    assert again.exit_code == 0, again.output
+    assert "0 computed, 1 cached, 0 failed" in again.output
+
+
+def test_tools_can_be_switched_off(
+    model_args: list[str], h264_video: SyntheticVideo, tmp_path: Path
+) -> None:
+    result = invoke(
+        *model_args,
+        str(h264_video.path),
+        "--out",
+        str(tmp_path),
+        "--no-captions",
+        "--no-actions",
+        "--seconds",
+        "4",
+        "--frames-per-segment",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    timeline = Timeline.model_validate_json((tmp_path / "cut.json").read_text())
+    assert len(timeline.segments) == 2
+    assert all(not s.captions and not s.actions and s.embedding for s in timeline.segments)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "no videos given"),
+        (["--shots", "--seconds", "2", "x.mp4"], "--seconds and --shots are exclusive"),
+        (["--no-captions", "--no-actions", "--no-embeddings", "x.mp4"], "leave nothing to run"),
+        (["--videos-dir", "/nonexistent-dir"], "not a directory"),
+        (["--taxonomy", "/nonexistent.json", "x.mp4"], "no such file"),
+        (["--dtype", "float64", "x.mp4"], "invalid CaptionerParams: dtype='float64'"),
+    ],
+)
+def test_user_mistakes_are_config_errors(
+    model_args: list[str], args: list[str], message: str
+) -> None:
+    result = invoke(*model_args, *args)
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception)
+
+
+def test_missing_model_offline_stops_with_one_line(
+    h264_video: SyntheticVideo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = invoke(str(h264_video.path), "--out", str(tmp_path), "--no-actions", "--no-embeddings")
+    assert isinstance(result.exception, ModelLoadError)
+    assert "Salesforce/blip-image-captioning-large" in str(result.exception)
+    assert "huggingface-cli download" in str(result.exception)
+
+
+def test_shot_segmentation_from_the_cli(
+    model_args: list[str], multi_cut_video: SyntheticVideo, tmp_path: Path
+) -> None:
+    args = [str(multi_cut_video.path), "--out", str(tmp_path), "--no-captions", "--no-actions"]
+    result = invoke(*model_args, *args, "--shots", "--max-shot-seconds", "0")
+    assert result.exit_code == 0, result.output
+    timeline = Timeline.model_validate_json((tmp_path / "multi.json").read_text())
+    assert [s.start_frame for s in timeline.segments] == [0, 50, 130, 210]
+    assert timeline.segmentation.method == "shots"
