@@ -48,6 +48,10 @@ def _register_subcommands() -> None:
         from agent.llm.cli import app as llm_app
 
         app.add_typer(llm_app, name="llm", help="Check and use the LLM server (vLLM).")
+    with contextlib.suppress(ImportError):
+        from agent.retrieval.cli import app as index_app
+
+        app.add_typer(index_app, name="index", help="Build, search and inspect example banks.")
 
 
 @contextlib.contextmanager

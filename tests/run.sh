@@ -26,6 +26,8 @@ if [ ! -x .venv-vllm/bin/python ]; then
   # Its torchvision/torchaudio/torchcodec are CUDA builds that break transformers on CPU.
   .venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton || true
 fi
+# The in-process vLLM engine test imports vidagent with this interpreter.
+.venv-vllm/bin/pip install -q platformdirs pydantic-settings
 export VIDAGENT_VLLM_PYTHON="$PWD/.venv-vllm/bin/python"
 
 echo "== running the tests"
