@@ -1,0 +1,185 @@
+"""Task flows against the real vLLM server (tiny Llama, max-model-len 512), through a recording
+HTTP transport: what was sent is read from the wire, and one request can be made to fail.
+
+The server's 512-token context is too small for Z=20 with Ego4D-size label names, so these tests
+use Z=2..3 and short timelines; the code path (schema, enums, minItems = maxItems = Z) is the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from llm_support import tiny_model_dir, vllm_url
+from test_tasks_support import Perceived, big_taxonomy, perceived, shown_tokens
+
+from agent.llm import LLMClient, RetryPolicy
+from agent.llm.openai_backend import OpenAIBackend
+from agent.prompting import load_prompt
+from agent.tasks import ContextOptions, answer_question, anticipate_actions, localize_query
+from tools.actions import Taxonomy
+
+__all__ = ["perceived", "tiny_model_dir", "vllm_url"]
+
+CONTEXT = ContextOptions(k=1, max_timeline_chars=160)
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Forwards to the server, records chat request bodies, fails the chat calls in ``fail``."""
+
+    def __init__(self, fail: set[int] | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.bodies: list[dict[str, Any]] = []
+        self.fail = fail or set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/chat/completions"):
+            await request.aread()
+            self.bodies.append(json.loads(request.content))
+            if len(self.bodies) in self.fail:
+                return httpx.Response(400, json={"error": {"message": "injected failure"}})
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def recorded(vllm_url: str) -> Iterator[tuple[LLMClient, Recorder]]:
+    recorder = Recorder()
+    backend = OpenAIBackend([vllm_url], transport=recorder, retry=RetryPolicy(max_retries=0))
+    client = LLMClient(backend)
+    yield client, recorder
+    client.close()
+
+
+def user_text(body: dict[str, Any]) -> str:
+    return "\n".join(m["content"] for m in body["messages"])
+
+
+def embeds(p: Perceived) -> dict[str, Any]:
+    return {"store": p.store, "query_embedder": p.query_embedder, "text_embedder": p.text_embedder}
+
+
+def test_choice_answer_and_open_answer_on_the_server(
+    perceived: Perceived, recorded: tuple[LLMClient, Recorder]
+) -> None:
+    llm, recorder = recorded
+    options = ["an onion", "a door"]
+    result = answer_question(
+        perceived.timeline,
+        "What is cut?",
+        options,
+        llm=llm,
+        bank=perceived.bank,
+        context=CONTEXT,
+        samples=3,
+        **embeds(perceived),
+    )
+    assert result.answer in options and sum(result.votes.values()) == 3
+    body = recorder.bodies[-1]
+    assert body["structured_outputs"] == {"choice": ["A", "B"]} and body["n"] == 3
+    sent = user_text(body)
+    assert result.run.examples and all(e.input in sent for e in result.run.examples)
+    assert all(t in sent for t in shown_tokens(perceived.timeline, result.run.segments_shown))
+    assert sent == "\n".join(m.content for m in result.run.calls[0].messages)
+
+    result = answer_question(
+        perceived.timeline,
+        "What happens?",
+        llm=llm,
+        context=CONTEXT,
+        max_answer_chars=16,
+        **embeds(perceived),
+    )
+    tokens = shown_tokens(perceived.timeline, result.run.segments_shown)
+    schema = recorder.bodies[-1]["structured_outputs"]["json"]
+    assert schema["properties"]["segments"]["items"]["enum"] == tokens
+    assert result.citations and all(c.token in tokens for c in result.citations)
+
+
+def test_anticipation_palm_schedule_reports_a_failed_request(
+    perceived: Perceived, vllm_url: str
+) -> None:
+    recorder = Recorder(fail={2})
+    llm = LLMClient(
+        OpenAIBackend([vllm_url], transport=recorder, retry=RetryPolicy(max_retries=0)),
+        max_concurrency=1,  # requests reach the server in order: the 2nd one fails
+    )
+    tax = Taxonomy.basic()
+    try:
+        result = anticipate_actions(
+            perceived.timeline,
+            verbs=tax.verbs,
+            nouns=tax.nouns,
+            llm=llm,
+            bank=perceived.bank,
+            context=ContextOptions(k=1),
+            z=3,
+            k=3,
+            schedule="examples",
+            max_context_chars=30,
+        )
+    finally:
+        llm.close()
+    assert len(recorder.bodies) == 3
+    failed = [c for c in result.candidates if c.error]
+    assert len(failed) == 1 and "injected failure" in (failed[0].error or "")
+    assert result.run.calls[1].error and llm.usage.failed_calls == 1
+    for cand in result.candidates:
+        if not cand.error:
+            assert cand.valid and len(cand.actions) == 3
+            assert all(a.verb in tax.verbs and a.noun in tax.nouns for a in cand.actions)
+    # PALM: each candidate's prompt shows its own example
+    shown = [
+        [e for e in ("LTAMARK1", "LTAMARK2", "LTAMARK3") if e in user_text(b)]
+        for b in recorder.bodies
+    ]
+    assert sorted(x for s in shown for x in s) == ["LTAMARK1", "LTAMARK2", "LTAMARK3"]
+    assert all(len(s) == 1 for s in shown)
+
+
+def test_server_accepts_an_ego4d_size_taxonomy(
+    perceived: Perceived, recorded: tuple[LLMClient, Recorder], tmp_path: Path
+) -> None:
+    llm, recorder = recorded
+    verbs, nouns = big_taxonomy()
+    short = tmp_path / "short.yaml"  # the user's own prompt file, short for the 512 context
+    short.write_text("user: |\n  Observed: {{ observed }}\n  Next {{ z }} actions:\n")
+    result = anticipate_actions(
+        perceived.timeline,
+        verbs=verbs,
+        nouns=nouns,
+        llm=llm,
+        prompt=load_prompt(short),
+        z=2,
+        k=2,
+    )
+    schema = recorder.bodies[-1]["structured_outputs"]["json"]
+    item = schema["properties"]["actions"]["items"]["properties"]
+    assert len(item["verb"]["enum"]) == 117 and len(item["noun"]["enum"]) == 521
+    assert len(result.candidates) == 2 and result.valid_rate == 1.0
+    for cand in result.candidates:
+        assert len(cand.actions) == 2
+        assert all(a.verb in verbs and a.noun in nouns for a in cand.actions)
+
+
+def test_localize_on_the_server(perceived: Perceived, recorded: tuple[LLMClient, Recorder]) -> None:
+    llm, recorder = recorded
+    result = localize_query(
+        perceived.timeline,
+        "a door opens",
+        llm=llm,
+        bank=perceived.bank,
+        context=CONTEXT,
+        **embeds(perceived),
+    )
+    assert 0.0 <= result.start < result.end <= perceived.timeline.video.duration + 1e-6
+    body = recorder.bodies[-1]
+    tokens = shown_tokens(perceived.timeline, result.run.segments_shown)
+    assert body["structured_outputs"]["json"]["properties"]["end"]["enum"] == tokens
+    assert "LOCMARK1" in user_text(body)
