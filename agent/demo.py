@@ -87,7 +87,7 @@ def run_demo(out_dir: Path, console: Console) -> dict[str, Any]:
     console.print(f"[bold]2/5[/] tiny models in {settings.models_dir / 'demo'}", highlight=False)
     store = PerceptionStore(settings.store_dir)
     embedder = SegmentEmbedder(EmbedderParams(model=str(models["clip"])))
-    tools = [
+    tools: list[Any] = [
         Captioner(CaptionerParams(model=str(models["blip"]), max_new_tokens=8)),
         embedder,
         ActionRecognizer(ActionParams(model=str(models["clip"]), top_k=2), store=store),
@@ -106,8 +106,12 @@ def run_demo(out_dir: Path, console: Console) -> dict[str, Any]:
     )
     console.print(f"[bold]5/5[/] LLM backend: {llm.backend.name} on {models['llm'].name}")
     context = ContextOptions(k=1, max_timeline_chars=300)
-    shared = {"llm": llm, "bank": bank, "context": context}
-    embed = {"store": store, "query_embedder": embedder, "text_embedder": text_embedder}
+    shared: dict[str, Any] = {"llm": llm, "bank": bank, "context": context}
+    embed: dict[str, Any] = {
+        "store": store,
+        "query_embedder": embedder,
+        "text_embedder": text_embedder,
+    }
     results: dict[str, Any] = {}
     try:
         console.rule(f"ask: {DEMO_QUESTION}")

@@ -76,7 +76,7 @@ def test_user_prompt_file_and_its_errors(tmp_path: Path) -> None:
     assert message.role == "user" and message.content == "Q: why?"
     bad = tmp_path / "bad.yaml"
     bad.write_text("user: '{% for x in %}'\n")
-    with pytest.raises(PromptError, match="bad.yaml"):
+    with pytest.raises(PromptError, match=r"bad\.yaml"):
         load_prompt(bad)
     empty = tmp_path / "empty.yaml"
     empty.write_text("name: nothing\n")
