@@ -43,7 +43,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _register_subcommands() -> None:
-    """Mount the sub-apps of other modules (each optional: a missing one must not break the CLI)."""
+    """Mount the commands and sub-apps that live in other modules."""
+    from agent.perceive_cli import perceive
+    from agent.task_cli import anticipate, ask, localize
+    from agent.task_cli import demo as task_demo
+
+    if getattr(app, "_vidagent_registered", False):
+        return
+    app._vidagent_registered = True  # type: ignore[attr-defined]
+    app.command("perceive")(perceive)
+    app.command("ask")(ask)
+    app.command("anticipate")(anticipate)
+    app.command("localize")(localize)
+    app.command("demo")(task_demo)
     with contextlib.suppress(ImportError):
         from agent.llm.cli import app as llm_app
 
@@ -232,13 +244,13 @@ def frames(
     err.print(f"wrote {out_file} ({num} frames, {image.width}x{image.height})")
 
 
-@app.command()
-def demo(
+@app.command("demo-video")
+def demo_video(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write the demo video and outputs.")
     ] = Path("vidagent-demo"),
 ) -> None:
-    """Run vidagent end to end on a generated video, offline (no downloads, no GPU)."""
+    """Decode, segment and draw a generated video: a quick check of the video stack, offline."""
     from tools.synth import write_video
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -271,6 +283,12 @@ def _write_text(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one line and a non-zero exit for every user error."""
+    if not os.environ.get("VIDAGENT_DEBUG"):
+        # Library chatter (tqdm bars while saving tiny models, torchvision fallback notices) reads
+        # like trouble on a terminal; our own progress bars and errors say what matters.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     _register_subcommands()
     try:
         app(args=argv, prog_name="vidagent")

@@ -164,12 +164,18 @@ def build_deps(
     seconds: float,
     device: str,
 ) -> Deps:
+    from agent.cli import quiet_native_stderr
     from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
     from agent.settings import load_settings
     from agent.store import PerceptionStore
+    from tools.video import probe_video
 
+    with quiet_native_stderr():  # a missing or broken video is the first thing to report
+        probe_video(video, verify=True)
+    if bank is not None and not bank.is_dir():
+        raise ConfigError(f"--bank {bank}: not a directory")
     settings = load_settings()
-    llm = build_llm(llm_url, llm_model)  # first: a missing LLM fails before perception runs
+    llm = build_llm(llm_url, llm_model)  # a missing LLM fails before perception runs
     store = PerceptionStore(settings.store_dir)
     text_embedder = SentenceTransformerEmbedder()
     example_bank = None

@@ -30,7 +30,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_help_lists_the_commands() -> None:
     res = run_cli("--help")
     assert res.returncode == 0
-    for cmd in ("info", "segments", "frames", "demo"):
+    for cmd in ("info", "segments", "frames", "demo", "perceive", "ask", "anticipate", "localize"):
         assert cmd in res.stdout
 
 
@@ -123,8 +123,8 @@ def test_frames_contact_sheet(h264_video: SyntheticVideo, tmp_path: Path) -> Non
     assert image.std() > 10  # not a blank canvas
 
 
-def test_demo_runs_offline(tmp_path: Path) -> None:
-    res = run_cli("demo", "--out", str(tmp_path / "demo"))
+def test_video_demo_runs_offline(tmp_path: Path) -> None:
+    res = run_cli("demo-video", "--out", str(tmp_path / "demo"))
     assert res.returncode == 0, res.stderr
     timeline = Timeline.model_validate_json((tmp_path / "demo" / "timeline.json").read_text())
     starts = [s.start_frame for s in timeline.segments]
@@ -139,3 +139,12 @@ def test_barcode_sanity(h264_video: SyntheticVideo) -> None:
 
     with open_video(h264_video.path) as src:
         assert read_frame_index(src.get_frames([0]).frames[0]) == 0
+
+
+@pytest.mark.parametrize("command", ["ask", "localize"])
+def test_task_commands_report_a_bad_video_before_loading_models(
+    tmp_path: Path, command: str
+) -> None:
+    res = run_cli(command, str(tmp_path / "missing.mp4"), "what happens?")
+    assert res.returncode == 2
+    assert "missing.mp4: no such file" in res.stderr and "Traceback" not in res.stderr
