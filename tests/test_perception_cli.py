@@ -121,3 +121,37 @@ def test_shot_segmentation_from_the_cli(
     timeline = Timeline.model_validate_json((tmp_path / "multi.json").read_text())
     assert [s.start_frame for s in timeline.segments] == [0, 50, 130, 210]
     assert timeline.segmentation.method == "shots"
+
+
+def test_captioner_url_selects_the_served_captioner(tmp_path: Path) -> None:
+    from agent.perceive_cli import build_tools
+    from tools.captioner import ServedCaptioner
+
+    tools = build_tools(
+        store=None,
+        captions=True,
+        actions=False,
+        embeddings=False,
+        captioner="Qwen/Qwen2.5-VL-7B-Instruct",
+        captioner_url="http://gpu-box:8000/v1",
+        caption_prompt="What happens?",
+        caption_frames=4,
+        caption_max_tokens=32,
+        action_model="unused",
+        taxonomy=None,
+        action_head=None,
+        top_k=5,
+        embedder="unused",
+        frames_per_segment=4,
+        batch_size=None,
+        device="auto",
+        dtype="auto",
+    )
+    assert len(tools) == 1 and isinstance(tools[0], ServedCaptioner)
+    params = tools[0].params
+    assert (params.model, params.base_url, params.prompt) == (
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "http://gpu-box:8000/v1",
+        "What happens?",
+    )
+    assert (params.frames_per_segment, params.max_tokens) == (4, 32)

@@ -303,7 +303,12 @@ async def complete_chats(
 
 
 class ServedCaptioner:
-    """Perception tool: captions from a served VLM (one chat request per segment)."""
+    """Perception tool: captions from a served VLM (one chat request per segment).
+
+    Serve the model with e.g. ``vllm serve Qwen/Qwen2.5-VL-7B-Instruct``; with more than one
+    frame per segment, allow that many images per prompt (``--limit-mm-per-prompt
+    '{"image": 4}'``).
+    """
 
     name = "captioner.served"
     version = "1"

@@ -81,7 +81,7 @@ class ToolOutput:
     """What a tool computed for a list of segments, in order.
 
     ``items`` holds one JSON-able entry per segment, and every array in ``arrays`` has one row per
-    segment, so outputs of several batches concatenate and one video's rows can be sliced out.
+    segment, so the pipeline can hand each video its rows of a batch that spanned several.
     """
 
     items: list[Any]
@@ -92,17 +92,6 @@ class ToolOutput:
             if arr.shape[0] != len(self.items):
                 n = len(self.items)
                 raise ValueError(f"array {name!r} has {arr.shape[0]} rows for {n} items")
-
-    def take(self, rows: Sequence[int]) -> ToolOutput:
-        idx = np.asarray(rows, dtype=np.int64)
-        arrays = {k: v[idx] for k, v in self.arrays.items()}
-        return ToolOutput([self.items[i] for i in rows], arrays)
-
-    @staticmethod
-    def concat(parts: Sequence[ToolOutput]) -> ToolOutput:
-        items = [item for p in parts for item in p.items]
-        names = parts[0].arrays.keys() if parts else ()
-        return ToolOutput(items, {n: np.concatenate([p.arrays[n] for p in parts]) for n in names})
 
 
 @runtime_checkable
