@@ -1,0 +1,85 @@
+"""What every benchmark module shares: the error type, file readers, rounding, samples.
+
+A :class:`Sample` is one unit of work of a benchmark run (a question with options, an observed
+LTA window, or a localization query); its ``key`` is the benchmark's own prediction key, so the
+results of a run can be written straight into the official prediction/submission format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.errors import VidagentError
+
+SampleKind = Literal["qa", "lta", "moment"]
+
+
+class EvalError(VidagentError):
+    """A benchmark file or prediction file is unusable; the message names the file and cause."""
+
+    def __init__(self, path: object, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = str(path)
+
+
+class Sample(BaseModel):
+    """One benchmark item: what is asked of which video, and (if known) the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="The benchmark's prediction key (e.g. '<video>_<qid>')")
+    video_id: str
+    kind: SampleKind
+    question: str = ""
+    options: list[str] = Field(default_factory=list)
+    answer: int | None = Field(default=None, description="Index of the right option (QA)")
+    type: str = ""
+    observed_end: float | None = Field(default=None, description="LTA: end of the observed part")
+    windows: list[list[float]] = Field(default_factory=list, description="Moments: GT windows")
+    duration: float | None = None
+    target: dict[str, Any] = Field(default_factory=dict, description="Extra ground truth")
+
+
+def pct(value: float) -> float:
+    """A fraction as the official scripts print it: percent with two decimals."""
+    return float(f"{100.0 * value:.2f}")
+
+
+def ratio(num: float, den: float) -> float | None:
+    """``num / den`` as a percentage (two decimals), or None when ``den`` is zero."""
+    return pct(num / den) if den else None
+
+
+def load_json(path: Path | str) -> Any:
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError as exc:
+        raise EvalError(path, "no such file") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvalError(path, f"not valid JSON ({exc})") from exc
+
+
+def load_jsonl(path: Path | str) -> list[Any]:
+    """One JSON value per non-blank line (a missing trailing newline is fine)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise EvalError(path, "no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(path, f"not readable ({exc})") from exc
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise EvalError(path, f"line {number} is not JSON ({exc})") from exc
+    return out
