@@ -64,6 +64,9 @@ def _register_subcommands() -> None:
         from agent.retrieval.cli import app as index_app
 
         app.add_typer(index_app, name="index", help="Build, search and inspect example banks.")
+    from agent.eval_cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval", help="Score prediction files and run benchmarks.")
 
 
 @contextlib.contextmanager
