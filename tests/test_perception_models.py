@@ -110,10 +110,13 @@ def test_missing_hub_model_offline_is_one_fast_clear_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoProcessor  # import time is not what is measured
+
+    assert AutoModel and AutoProcessor
     start = time.perf_counter()
     with pytest.raises(ModelLoadError) as info:
         load_model("vidagent-test/no-such-model", "dual-encoder")
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 2  # no retries against an unreachable hub
     msg = str(info.value)
     assert "\n" not in msg
     assert msg.startswith("cannot load model 'vidagent-test/no-such-model': not found locally")
