@@ -70,8 +70,28 @@ def run(
     taxonomy: Annotated[
         Path | None, typer.Option("--taxonomy", help="fho_lta_taxonomy.json (ego4d_lta).")
     ] = None,
-    z: Annotated[int, typer.Option("--z", min=1, help="LTA: future actions.")] = 20,
-    k: Annotated[int, typer.Option("--k", min=1, help="LTA: candidates.")] = 5,
+    z: Annotated[int, typer.Option("--z", min=1, help="LTA: future actions (Z of ED@Z).")] = 20,
+    k: Annotated[int, typer.Option("--k", min=1, help="LTA: candidates per window.")] = 5,
+    bank: Annotated[
+        Path | None,
+        typer.Option("--bank", help="Example bank folder (vidagent index build): few-shot."),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option("--examples", min=0, help="With --bank: in-context examples per prompt.")
+    ] = 3,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="On resume, run failed samples again.")
+    ] = False,
+    captioner: Annotated[
+        str | None, typer.Option("--captioner", help="--videos: captioning VLM (hub id/folder).")
+    ] = None,
+    embedder: Annotated[
+        str | None, typer.Option("--embedder", help="--videos: CLIP/SigLIP model (hub id/folder).")
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.1, help="--videos: segment length (s).")
+    ] = 2.0,
+    device: Annotated[str, typer.Option("--device", help="--videos: auto, cpu, cuda.")] = "auto",
     max_failures: Annotated[
         str | None, typer.Option("--max-failures", help="Fail the run above N or a fraction.")
     ] = None,
@@ -95,26 +115,39 @@ def run(
         failure_limit,
         read_results,
         run_samples,
+        to_run,
     )
+    from tools.captioner import DEFAULT_CAPTIONER
+    from tools.embedder import DEFAULT_VISUAL_MODEL
 
     given = [(n, p) for n, p in (("videos", videos), ("timelines", timelines),
                                  ("captions", captions)) if p is not None]  # fmt: skip
     if len(given) != 1:
         raise ConfigError("give exactly one of --videos, --timelines, --captions")
+    if bank is not None and not bank.is_dir():
+        raise ConfigError(f"--bank {bank}: not a directory")
+    if task == "ego4d_lta" and taxonomy is None:
+        raise ConfigError("ego4d_lta needs --taxonomy fho_lta_taxonomy.json")
     module = benchmark(task)
+    perceived = given[0][0] == "videos"
     config = RunConfig(
         task=task, annotations=str(annotations.resolve()),
         source=f"{given[0][0]}:{given[0][1].resolve()}", limit=limit, llm_urls=list(llm_url or []),
         llm_model=llm_model, max_concurrency=max_concurrency,
         max_timeline_chars=max_timeline_chars, lta_z=z, lta_k=k,
         taxonomy=str(taxonomy.resolve()) if taxonomy else None, max_failures=max_failures,
+        bank=str(bank.resolve()) if bank else None, k=examples if bank else 0,
+        captioner=(captioner or DEFAULT_CAPTIONER) if perceived else None,
+        embedder=(embedder or DEFAULT_VISUAL_MODEL) if perceived else None,
+        seconds=seconds if perceived else None,
     )  # fmt: skip
-    samples = module.load_samples(annotations)[:limit]
-    if task == "ego4d_lta" and taxonomy is None:
-        raise ConfigError("ego4d_lta needs --taxonomy fho_lta_taxonomy.json")
+    if task == "ego4d_lta":
+        samples = module.load_samples(annotations, z=z)[:limit]
+    else:
+        samples = module.load_samples(annotations)[:limit]
     limit_failures = failure_limit(max_failures, len(samples))
     check_config(out, config, force)
-    source = _source(given[0][0], given[0][1])
+    source = _source(given[0][0], given[0][1], config, taxonomy, device)
     llm = _llm(config, max_retries, timeout_s, no_cache)
     tax = None
     if taxonomy is not None:
@@ -122,17 +155,17 @@ def run(
 
         tax = read_taxonomy(taxonomy)
     start = time.perf_counter()
-    already = len({s.key for s in samples} & set(read_results(out / RESULTS)))
+    ran = len(to_run(samples, read_results(out / RESULTS), retry_failed))
     try:
         results = run_samples(
-            samples, source=source, solve=Solver(llm, config, tax), run_dir=out,
-            workers=max_concurrency, progress=progress,
+            samples, source=source, solve=Solver(llm, config, tax, _bank(bank)), run_dir=out,
+            workers=max_concurrency, progress=progress, retry_failed=retry_failed,
         )  # fmt: skip
     finally:
         llm.close()
     summary = summarize(
-        task, samples, results, wall_s=time.perf_counter() - start,
-        ran=sum(s.key in results for s in samples) - already, run_dir=out,
+        task, samples, results, wall_s=time.perf_counter() - start, ran=ran, run_dir=out,
+        lta_z=z,
     )  # fmt: skip
     typer.echo(json.dumps(summary["metrics"], indent=2))
     typer.echo(
@@ -160,26 +193,33 @@ def _llm(config: Any, max_retries: int, timeout_s: float, no_cache: bool) -> Any
     return build_backend(llm_config)
 
 
-def _source(kind: str, path: Path) -> Any:
+def _bank(directory: Path | None) -> Any:
+    if directory is None:
+        return None
+    from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
+
+    return ExampleBank.load(directory, SentenceTransformerEmbedder())
+
+
+def _source(kind: str, path: Path, config: Any, taxonomy: Path | None, device: str) -> Any:
     from evals.sources import CaptionsFile, TimelineDir
 
     if kind == "timelines":
         return TimelineDir(path)
     if kind == "captions":
         return CaptionsFile(path)
-    return _video_source(path)
+    return _video_source(path, config, taxonomy, device)
 
 
-def _video_source(directory: Path) -> Any:
-    """Perceive ``<dir>/<video_id>.*`` on first use (cached in the perception store)."""
+def _video_source(directory: Path, config: Any, taxonomy: Path | None, device: str) -> Any:
+    """Perceive ``<dir>/<video_id>.*`` on first use (cached in the perception store); for LTA the
+    action recognizer labels segments with the benchmark's own taxonomy."""
     import threading
 
     from agent.settings import load_settings
     from agent.store import PerceptionStore
     from agent.task_cli import perceive_video
     from evals.common import EvalError
-    from tools.captioner import DEFAULT_CAPTIONER
-    from tools.embedder import DEFAULT_VISUAL_MODEL
 
     if not directory.is_dir():
         raise EvalError(directory, "not a directory of videos")
@@ -192,9 +232,9 @@ def _video_source(directory: Path) -> Any:
             raise EvalError(directory, f"no video file for {video_id!r}")
         with lock:
             timeline, _ = perceive_video(
-                matches[0], captioner=DEFAULT_CAPTIONER, captioner_url=None,
-                embedder=DEFAULT_VISUAL_MODEL, taxonomy=None, seconds=2.0, device="auto",
-                store=store,
+                matches[0], captioner=config.captioner, captioner_url=None,
+                embedder=config.embedder, taxonomy=taxonomy, seconds=config.seconds,
+                device=device, store=store,
             )  # fmt: skip
         return timeline
 

@@ -8,7 +8,8 @@
 - :func:`recall_at_one`: R1 at any IoU thresholds and the mean top-1 IoU, with the same
   best-matching-GT rule (used for Charades-STA and extra QVHighlights figures).
 
-All figures are percent with two decimals, as the official code formats them.
+All figures are percent with two decimals, as the official code formats them. A length split
+with no GT window (a small or one-sided file) reports ``None`` for its figures instead of failing.
 """
 
 from __future__ import annotations
@@ -178,10 +179,14 @@ def data_by_range(
 
 def eval_moment_retrieval(
     submission: Sequence[dict[str, Any]], ground_truth: Sequence[dict[str, Any]]
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, Any]]]:
     """The official ``eval_moment_retrieval`` (without its prints)."""
-    out = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in ("short", "middle", "long", "full"):
         sub, gt = data_by_range(submission, ground_truth, name)
+        if not gt:  # no GT window of this length: no figure (the original divides by zero)
+            empty: dict[str, float | None] = {str(t): None for t in MAP_IOUS}
+            out[name] = {"MR-mAP": {**empty, "average": None}, "MR-R1": dict(empty)}
+            continue
         out[name] = {"MR-mAP": mean_ap(sub, gt), "MR-R1": recall_at_one(sub, gt)}
     return out

@@ -71,8 +71,12 @@ def summarize(
     wall_s: float,
     ran: int,
     run_dir: Path,
+    lta_z: int | None = None,
 ) -> dict[str, Any]:
-    """Score, write the submission file, ``summary.json`` and ``report.md``; return the summary."""
+    """Score, write the submission file, ``summary.json`` and ``report.md``; return the summary.
+
+    Each sample counts once, with its latest result; ``lta_z`` is the Z of ED@Z (default 20).
+    """
     from evals.registry import benchmark
 
     module = benchmark(task)
@@ -84,6 +88,8 @@ def summarize(
     metrics: dict[str, Any] | None = None
     if task == "ego4d_lta" and not any(s.target for s in scorable):
         metrics = None  # unannotated: scored by the challenge server
+    elif task == "ego4d_lta":
+        metrics = module.score(scorable, predictions, z=lta_z or module.Z)
     elif scorable:
         metrics = module.score(scorable, predictions)
     valid = sum(r.ok and r.valid for r in mine)

@@ -48,6 +48,10 @@ class RunConfig(BaseModel):
     lta_z: int = 20
     lta_k: int = 5
     taxonomy: str | None = None
+    bank: str | None = Field(default=None, description="Example bank folder (k examples each)")
+    captioner: str | None = Field(default=None, description="--videos: captioning model")
+    embedder: str | None = Field(default=None, description="--videos: CLIP/SigLIP model")
+    seconds: float | None = Field(default=None, description="--videos: segment length")
     max_failures: str | None = None
     version: int = 1
 
@@ -92,8 +96,12 @@ class Solver:
             )  # fmt: skip
             return res.options.index(res.answer), True, res.run
         if sample.kind == "moment":
-            loc = localize_query(timeline, sample.question, llm=self.llm, context=opts)
-            return [[loc.start, loc.end, 1.0]], True, loc.run
+            loc = localize_query(
+                timeline, sample.question, llm=self.llm, bank=self.bank, context=opts
+            )
+            end = min(loc.end, sample.duration) if sample.duration else loc.end
+            start = min(loc.start, end)
+            return [[round(start, 3), round(end, 3), 1.0]], start < end, loc.run
         if self.taxonomy is None:
             raise EvalError("--taxonomy", "anticipation needs the verb/noun taxonomy")
         verbs, nouns = self.taxonomy
@@ -102,16 +110,40 @@ class Solver:
             observed=observed_part(timeline, sample.observed_end or timeline.video.duration),
             z=self.config.lta_z, k=self.config.lta_k,
         )  # fmt: skip
-        vi, ni = {v: i for i, v in enumerate(verbs)}, {n: i for i, n in enumerate(nouns)}
-        pred = {
-            "verb": [[vi[a.verb] for a in c.actions] for c in ant.candidates],
-            "noun": [[ni[a.noun] for a in c.actions] for c in ant.candidates],
-        }
+        pred = lta_prediction(ant.candidates, verbs, nouns, self.config.lta_z, self.config.lta_k)
         return pred, ant.valid_rate == 1.0, ant.run
 
 
+def lta_prediction(
+    candidates: Sequence[Any], verbs: Sequence[str], nouns: Sequence[str], z: int, k: int
+) -> dict[str, list[list[int]]]:
+    """The challenge's ``{"verb": K x Z, "noun": K x Z}`` taxonomy indices from the candidates.
+
+    The official evaluation stacks the candidates into K x Z arrays, so the shape is kept exact: a
+    candidate that failed (an LLM error, no actions) is replaced by the next usable one in turn, a
+    short one is padded with its own last action, a long one is cut, and with fewer than K
+    candidates the usable ones repeat. The run's ``valid`` flag reports whether any of this was
+    needed beyond taking the LLM's output as is.
+    """
+    vi, ni = {v: i for i, v in enumerate(verbs)}, {n: i for i, n in enumerate(nouns)}
+    usable = [[(vi[a.verb], ni[a.noun]) for a in c.actions][:z] for c in candidates if c.actions]
+    if not usable:
+        raise EvalError("anticipation", "no candidate has any action")
+    rows = [usable[i % len(usable)] for i in range(k)]
+    rows = [row + [row[-1]] * (z - len(row)) for row in rows]
+    return {"verb": [[v for v, _ in r] for r in rows], "noun": [[n for _, n in r] for r in rows]}
+
+
+def to_run(
+    samples: Sequence[Sample], done: dict[str, SampleResult], retry_failed: bool = False
+) -> list[Sample]:
+    """The samples still to run: not in the results, or (``retry_failed``) recorded as failed."""
+    return [s for s in samples if s.key not in done or (retry_failed and not done[s.key].ok)]
+
+
 def read_results(path: Path) -> dict[str, SampleResult]:
-    """The results so far, by key; a torn last line (crash mid-write) is cut off the file."""
+    """The results so far, by key (a key's latest line wins: a retried sample appends a new one);
+    a torn last line (crash mid-write) is cut off the file."""
     if not path.exists():
         return {}
     raw = path.read_bytes()
@@ -164,15 +196,18 @@ def run_samples(
     workers: int,
     on_result: Callable[[SampleResult], None] | None = None,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> dict[str, SampleResult]:
-    """Run every sample of ``samples`` not yet in ``results.jsonl``; return all results by key.
+    """Run every sample of ``samples`` not yet in ``results.jsonl`` (with ``retry_failed``, also
+    those recorded as failed: the new record is appended and, being later, wins); return all
+    results by key.
 
     ``on_result`` is called (in the main thread) after each result is saved; if it raises, the
     run stops at once and the exception propagates (what was saved stays saved).
     """
     path = run_dir / RESULTS
     done = read_results(path)
-    todo = [s for s in samples if s.key not in done]
+    todo = to_run(samples, done, retry_failed)
     lock = threading.Lock()
 
     def one(sample: Sample) -> SampleResult:
@@ -192,13 +227,14 @@ def run_samples(
             completion_tokens=run.usage.completion_tokens, seconds=time.perf_counter() - start,
         )  # fmt: skip
 
-    bar = _progress(progress, len(samples), len(done))
+    finished_before = len(samples) - len(todo)
+    bar = _progress(progress, len(samples), finished_before)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vidagent-eval")
     pending: set[Future[SampleResult]] = set()
     queue = iter(todo)
     try:
         with bar:
-            task = bar.add_task("samples", total=len(samples), completed=len(done))
+            task = bar.add_task("samples", total=len(samples), completed=finished_before)
             for sample in queue:  # keep at most 2x workers queued, so Ctrl-C stops quickly
                 pending.add(pool.submit(one, sample))
                 if len(pending) >= 2 * max(1, workers):
