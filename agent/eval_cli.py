@@ -31,12 +31,22 @@ def score(
     predictions: Annotated[
         Path, typer.Option("--predictions", help="Predictions in the official format.")
     ],
+    z: Annotated[
+        int | None,
+        typer.Option("--z", min=1, help="ego4d_lta only: future actions scored (official: 20)."),
+    ] = None,
 ) -> None:
     """Score a prediction file the way the official script does; print JSON metrics."""
+    from agent.errors import ConfigError
     from evals.registry import benchmark
 
     module = benchmark(task)
-    metrics = module.score_files(annotations, predictions)
+    if z is not None:
+        if task != "ego4d_lta":
+            raise ConfigError(f"--z applies to ego4d_lta only, not {task}")
+        metrics = module.score_files(annotations, predictions, z=z)
+    else:
+        metrics = module.score_files(annotations, predictions)
     typer.echo(json.dumps(metrics, indent=2))
 
 

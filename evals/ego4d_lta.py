@@ -152,5 +152,6 @@ def score(
     return metrics
 
 
-def score_files(annotations: Path, predictions: Path) -> dict[str, Any]:
-    return score(load_samples(annotations), read_predictions(predictions))
+def score_files(annotations: Path, predictions: Path, z: int = Z) -> dict[str, Any]:
+    """ED@``z`` of an ``outputs.json`` against an annotated LTA file (official: z = 20)."""
+    return score(load_samples(annotations, z=z), read_predictions(predictions), z=z)

@@ -89,6 +89,9 @@ def test_lta_run_writes_k_by_z_outputs_and_resumes(vllm_url: str, tmp_path: Path
     assert all(0.0 <= metrics[f"ED_{x}"] <= 1.0 for x in ("verb", "noun", "action"))
     assert summary["valid_output_rate"] is not None and summary["failed"] == 0
     assert summary["ran_this_time"] == 2
+    rescored = invoke(["score", "ego4d_lta", "--annotations", str(ann), "--predictions",
+                       str(out / "outputs.json"), "--z", "2"])  # fmt: skip
+    assert json.loads(rescored.output) == metrics  # the run's own file scores the same
     first = lines(out)
     invoke(args)  # resumed: nothing to run, nothing appended
     assert lines(out) == first
