@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def write_video(
     cuts = tuple(sorted(int(c) for c in cuts))
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream(encoder, rate=fps)
+        stream: Any = container.add_stream(encoder, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         if codec == "h264":
@@ -147,7 +148,7 @@ def write_empty_video(path: str | Path) -> Path:
 
     path = Path(path)
     with av.open(str(path), "w", format="avi") as container:
-        stream = container.add_stream("mpeg4", rate=10)
+        stream: Any = container.add_stream("mpeg4", rate=10)
         stream.width, stream.height = 64, 48
         stream.pix_fmt = "yuv420p"
         container.start_encoding()
@@ -161,7 +162,7 @@ def write_audio_only(path: str | Path, seconds: float = 1.0) -> Path:
     path = Path(path)
     rate = 16000
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=rate)
+        stream: Any = container.add_stream("aac", rate=rate)
         samples = int(seconds * rate)
         t = np.arange(samples, dtype=np.float32) / rate
         wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
