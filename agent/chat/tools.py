@@ -1,0 +1,246 @@
+"""The chat agent's tools over one perceived video.
+
+Each tool is a plain function ``fn(video, args) -> str``: ``video`` is the :class:`VideoContext`
+(timeline and the dependencies the tasks need), ``args`` a pydantic model whose JSON schema and the
+function's docstring are what the LLM sees. Results are short text that cite segments as
+``<seg_N> [start-end s]`` so the model can cite them back. :class:`Toolbox` validates a tool call's
+arguments and runs it; a bad call is a :class:`ToolCallError` (the agent sends it back to the
+model), never a crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import VidagentError
+from agent.records import Segment, Timeline
+from agent.render import RenderOptions, render_segment
+from agent.tasks.context import ContextOptions, segment_relevance, timeline_text
+
+
+class ToolCallError(VidagentError):
+    """A tool call the model made cannot run: unknown tool, invalid arguments, or a failed task."""
+
+
+class ToolArgs(BaseModel):
+    """Base of tool arguments: a key the schema does not name is an error the model sees."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class VideoContext:
+    """One perceived video and what the tools need to reason over it."""
+
+    timeline: Timeline
+    llm: Any = None
+    store: Any = None
+    query_embedder: Any = None
+    text_embedder: Any = None
+    bank: Any = None
+    context: ContextOptions = field(default_factory=ContextOptions)
+    overview_chars: int = 2000
+
+
+LINE = RenderOptions(max_actions=2, action_scores=False)
+
+
+def cite(segment: Segment) -> str:
+    """``<seg_N> [start-end s]``."""
+    return f"{segment.token} [{segment.start:.1f}-{segment.end:.1f} s]"
+
+
+def _lines(segments: Sequence[Segment]) -> str:
+    return "\n".join(render_segment(s, LINE) for s in segments)
+
+
+class NoArgs(ToolArgs):
+    pass
+
+
+def timeline_overview(video: VideoContext, args: NoArgs) -> str:
+    """The whole video as a timeline: one line per segment (long videos are shortened)."""
+    options = video.context.model_copy(update={"max_timeline_chars": video.overview_chars})
+    return timeline_text(video.timeline, options).text
+
+
+class MomentArgs(ToolArgs):
+    time_s: float = Field(ge=0, description="Time in seconds")
+    window_s: float = Field(default=4.0, gt=0, le=120, description="Window around it, seconds")
+
+
+def describe_moment(video: VideoContext, args: MomentArgs) -> str:
+    """Captions and actions of the segments around a time in seconds."""
+    low, high = args.time_s - args.window_s / 2, args.time_s + args.window_s / 2
+    segments = [s for s in video.timeline.segments if s.end > low and s.start < high]
+    if not segments:
+        segments = [video.timeline.segment_at(args.time_s)]
+    return _lines(segments)
+
+
+class FindArgs(ToolArgs):
+    text: str = Field(min_length=1, max_length=300, description="What to look for")
+    k: int = Field(default=3, ge=1, le=10, description="How many moments")
+
+
+def find_moments(video: VideoContext, args: FindArgs) -> str:
+    """The k moments most similar to a text (visual and caption similarity), best first."""
+    relevance = segment_relevance(
+        video.timeline,
+        args.text,
+        store=video.store,
+        query_embedder=video.query_embedder,
+        text_embedder=video.text_embedder,
+    )
+    if relevance.combined is None:
+        raise ToolCallError("find_moments: no embeddings are available for this video")
+    order = sorted(range(len(relevance.combined)), key=lambda i: -relevance.combined[i])  # type: ignore[index]
+    segments = video.timeline.segments
+    return "\n".join(
+        f"{render_segment(segments[i], LINE)} (score {relevance.combined[i]:.2f})"
+        for i in order[: args.k]
+    )
+
+
+class SpanArgs(ToolArgs):
+    start_s: float = Field(ge=0, description="Start, seconds")
+    end_s: float = Field(ge=0, description="End, seconds")
+
+
+def actions_between(video: VideoContext, args: SpanArgs) -> str:
+    """The action labels of the segments between two times in seconds."""
+    if args.end_s < args.start_s:
+        raise ToolCallError(f"actions_between: end_s {args.end_s} is before start_s {args.start_s}")
+    segments = [
+        s for s in video.timeline.segments if s.end > args.start_s and s.start <= args.end_s
+    ]
+    if not segments:
+        return f"no segment between {args.start_s:.1f} and {args.end_s:.1f} s"
+    return "\n".join(
+        f"{cite(s)} {'; '.join(a.text for a in s.actions[:3]) or '(no actions)'}" for s in segments
+    )
+
+
+class QueryArgs(ToolArgs):
+    query: str = Field(min_length=1, max_length=300, description="What to find, in words")
+
+
+def _task_kwargs(video: VideoContext, name: str) -> dict[str, Any]:
+    if video.llm is None:
+        raise ToolCallError(f"{name}: no LLM client is configured for this tool")
+    return {
+        "llm": video.llm,
+        "bank": video.bank,
+        "store": video.store,
+        "query_embedder": video.query_embedder,
+        "text_embedder": video.text_embedder,
+        "context": video.context,
+    }
+
+
+def localize(video: VideoContext, args: QueryArgs) -> str:
+    """When something happens: the start and end of the span that matches the query."""
+    from agent.tasks.localize import localize_query
+
+    result = localize_query(video.timeline, args.query, **_task_kwargs(video, "localize"))
+    return (
+        f"{result.start_token} to {result.end_token} "
+        f"[{result.start:.1f}-{result.end:.1f} s] for {args.query!r}"
+    )
+
+
+class ChoiceArgs(ToolArgs):
+    question: str = Field(min_length=1, max_length=500)
+    options: list[str] = Field(min_length=2, max_length=10, description="Answer options")
+
+
+def answer_choice(video: VideoContext, args: ChoiceArgs) -> str:
+    """Answer a multiple-choice question about the video: picks one of the options."""
+    from agent.tasks.answer import answer_question
+
+    result = answer_question(
+        video.timeline, args.question, args.options, **_task_kwargs(video, "answer_choice")
+    )
+    cited = ", ".join(f"{c.token} [{c.start:.1f}-{c.end:.1f} s]" for c in result.citations)
+    return f"answer: {result.letter}. {result.answer} (segments: {cited or 'none'})"
+
+
+ToolFn = Callable[[VideoContext, Any], str]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool function with its name, description (the docstring) and argument model."""
+
+    name: str
+    description: str
+    args: type[ToolArgs]
+    fn: ToolFn
+
+    @classmethod
+    def from_function(cls, fn: ToolFn) -> Tool:
+        hints = get_type_hints(fn)
+        args = hints["args"]
+        doc = inspect.getdoc(fn) or fn.__name__
+        return cls(name=fn.__name__, description=doc.split("\n\n")[0], args=args, fn=fn)
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI ``tools`` entry of this tool."""
+        parameters = self.args.model_json_schema()
+        parameters.pop("title", None)
+        for prop in parameters.get("properties", {}).values():
+            prop.pop("title", None)
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": parameters,
+            },
+        }
+
+
+ALL_TOOLS: tuple[ToolFn, ...] = (
+    timeline_overview,
+    describe_moment,
+    find_moments,
+    actions_between,
+    localize,
+    answer_choice,
+)
+"""Every tool, in the order the model sees them."""
+
+
+class Toolbox:
+    """The tools of one chat session over one video."""
+
+    def __init__(self, video: VideoContext, tools: Sequence[ToolFn] = ALL_TOOLS) -> None:
+        self.video = video
+        self.tools = {t.name: t for t in (Tool.from_function(fn) for fn in tools)}
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [tool.schema() for tool in self.tools.values()]
+
+    def run(self, name: str, arguments: Mapping[str, Any] | None) -> str:
+        """Validate ``arguments`` and run tool ``name``; :class:`ToolCallError` if it cannot."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise ToolCallError(f"unknown tool {name!r}; the tools are: {', '.join(self.tools)}")
+        try:
+            args = tool.args.model_validate(dict(arguments or {}))
+        except ValidationError as err:
+            detail = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in err.errors()
+            )
+            raise ToolCallError(f"invalid arguments for {name}: {detail}") from None
+        try:
+            return tool.fn(self.video, args)
+        except ToolCallError:
+            raise
+        except (VidagentError, ValueError, KeyError) as err:
+            raise ToolCallError(f"{name} failed: {type(err).__name__}: {err}") from err

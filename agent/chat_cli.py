@@ -1,0 +1,115 @@
+"""``vidagent chat VIDEO``: talk about a video with a tool-using agent in the terminal.
+
+Perception uses the options and defaults of ``vidagent ask`` (:func:`agent.task_cli.build_deps`).
+Tool calling needs a served LLM: a vLLM OpenAI-compatible server started with
+``--enable-auto-tool-choice --tool-call-parser hermes`` (``--llm-url``); the in-process backends
+have no tool calling, so there is no fallback to them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agent.errors import ConfigError
+from agent.task_cli import (
+    BankOpt,
+    CaptionerOpt,
+    CaptionerUrlOpt,
+    DeviceOpt,
+    EmbedderOpt,
+    KOpt,
+    LLMModelOpt,
+    LLMUrlOpt,
+    MaxCharsOpt,
+    PromptOpt,
+    SecondsOpt,
+    TaxonomyOpt,
+    VideoArg,
+)
+from agent.tasks.context import DEFAULT_LLM_MODEL
+from tools.captioner import DEFAULT_CAPTIONER
+from tools.embedder import DEFAULT_VISUAL_MODEL
+
+NO_URL = (
+    "vidagent chat needs --llm-url URL: the agent calls tools, which needs a served vLLM started "
+    "with --enable-auto-tool-choice --tool-call-parser hermes (the in-process backends cannot)"
+)
+
+
+def chat(
+    video: VideoArg,
+    llm_url: LLMUrlOpt = None,
+    llm_model: LLMModelOpt = DEFAULT_LLM_MODEL,
+    bank: BankOpt = None,
+    k: KOpt = 4,
+    prompt: PromptOpt = None,
+    captioner: CaptionerOpt = DEFAULT_CAPTIONER,
+    captioner_url: CaptionerUrlOpt = None,
+    embedder: EmbedderOpt = DEFAULT_VISUAL_MODEL,
+    taxonomy: TaxonomyOpt = None,
+    seconds: SecondsOpt = 2.0,
+    device: DeviceOpt = "auto",
+    max_timeline_chars: MaxCharsOpt = 4000,
+    max_rounds: Annotated[
+        int, typer.Option("--max-rounds", min=0, help="Tool-call rounds per answer.")
+    ] = 4,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=0.0, help="Sampling temperature of the chat.")
+    ] = 0.0,
+) -> None:
+    """Chat about a video: an agent that looks things up with tools and cites segments."""
+    from agent.chat import ChatAgent, Toolbox, VideoContext, system_prompt
+    from agent.chat.repl import enable_line_history, run_repl
+    from agent.llm.config import LLMConfig
+    from agent.llm.langchain import make_chat_model
+    from agent.prompting import load_prompt
+    from agent.task_cli import build_deps
+    from agent.tasks.context import ContextOptions, timeline_text
+
+    if not llm_url:
+        raise ConfigError(NO_URL)
+    template = load_prompt(prompt) if prompt is not None else None
+    served = None if llm_model == DEFAULT_LLM_MODEL else llm_model
+    model = make_chat_model(LLMConfig(urls=list(llm_url), model=served, temperature=temperature))
+    deps = build_deps(
+        video,
+        llm_url=llm_url,
+        llm_model=llm_model,
+        bank=bank,
+        captioner=captioner,
+        captioner_url=captioner_url,
+        embedder=embedder,
+        taxonomy=taxonomy,
+        seconds=seconds,
+        device=device,
+    )
+    context = ContextOptions(k=k, max_timeline_chars=max_timeline_chars)
+    toolbox = Toolbox(
+        VideoContext(
+            timeline=deps.timeline,
+            llm=deps.llm,
+            store=deps.store,
+            query_embedder=deps.query_embedder,
+            text_embedder=deps.text_embedder,
+            bank=deps.bank,
+            context=context,
+            overview_chars=max_timeline_chars,
+        )
+    )
+    agent = ChatAgent(
+        model, toolbox, system=system_prompt(toolbox, template), max_rounds=max_rounds
+    )
+    timeline = timeline_text(deps.timeline, context).text
+    enable_line_history()
+    try:
+        code = run_repl(agent, Console(), timeline=timeline)
+    finally:
+        deps.llm.close()
+    if code:
+        raise typer.Exit(code)
+
+
+__all__ = ["NO_URL", "chat"]
