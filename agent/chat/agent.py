@@ -71,7 +71,11 @@ def system_prompt(toolbox: Toolbox, template: PromptTemplate | str | Path | None
 
 
 class ChatAgent:
-    """Conversation state and the tool-calling loop of one chat session."""
+    """Conversation state and the tool-calling loop of one chat session.
+
+    ``tool_choice`` (OpenAI's: ``"auto"``, ``"required"``, a tool name) applies to the tool rounds;
+    the last round (after ``max_rounds``) never offers tools, so a turn always ends in text.
+    """
 
     def __init__(
         self,
@@ -81,6 +85,7 @@ class ChatAgent:
         system: str | None = None,
         max_rounds: int = 4,
         max_tokens: int | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.toolbox = toolbox
@@ -88,7 +93,7 @@ class ChatAgent:
         self.max_rounds = max_rounds
         self.max_tokens = max_tokens
         self.history: list[BaseMessage] = []
-        self._bound = model.bind_tools(toolbox.schemas())
+        self._bound = model.bind_tools(toolbox.schemas(), tool_choice=tool_choice)
 
     def reset(self) -> None:
         """Forget the conversation (the video and its tools stay)."""
