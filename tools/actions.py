@@ -1,12 +1,8 @@
 """Zero-shot (or linear-head) verb and noun labels per segment, against a verb/noun taxonomy.
 
-Taxonomy files use Ego4D LTA's format, ``{"verbs": [...], "nouns": [...]}`` (115/478 classes in v1,
-117/521 in v2; other keys are ignored). Entries such as ``take_(pick,_grab,_get)`` are normalized by
-:func:`parse_class`: the label is the head (``take``), the parenthesized words are synonyms that the
-zero-shot prompt ensemble averages over. A single parenthesized word is a qualifier, not a synonym:
-``bat_(sports)`` is prompted as ``bat (sports)``, and labelled so when the head alone is ambiguous
-(``nut (food)`` vs ``nut (tool)``). Without a file, the small
-built-in :data:`BASIC_TAXONOMY` is used.
+Taxonomies (Ego4D LTA's JSON format, class parsing, the built-in default) live in
+:mod:`tools.taxonomy`; the trained linear head's file format in :mod:`tools.action_head`. Their
+public names are re-exported here.
 
 Scoring: a segment's visual embedding (see :mod:`tools.embedder`) against each class's text
 embedding (the normalized mean over prompts, one per synonym), scaled by the model's learned
@@ -15,23 +11,12 @@ temperature and softmaxed over the verbs and, separately, over the nouns. A (ver
 full probability matrices are stored as arrays (``verb_probs``, ``noun_probs``) for anticipation.
 Class text embeddings are computed once per (model, taxonomy, prompts) and kept in the store.
 
-A trained linear head (:func:`save_action_head`) replaces zero-shot scoring. Its file format, a
-``.safetensors`` (or a ``.pt`` dict of the same names) holding:
-
-* tensors ``verb.weight`` ``(V, D)``, ``verb.bias`` ``(V,)``, ``noun.weight`` ``(N, D)``,
-  ``noun.bias`` ``(N,)``: logits = ``W @ e + b`` over the unit-length segment embedding ``e``;
-* metadata ``format`` = ``vidagent.action_head``, ``format_version`` = ``1``, ``embedding_model``
-  (the encoder it was trained on) and ``taxonomy`` (JSON ``{"verbs": [...], "nouns": [...]}``, the
-  class order of the rows).
+A trained linear head (:func:`save_action_head`) replaces zero-shot scoring.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +24,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from agent.errors import ConfigError
-from agent.records import ActionLabel, Record, Segment
+from agent.records import ActionLabel, Segment
+from tools.action_head import HEAD_FORMAT, load_action_head, save_action_head
+from tools.action_head import _Head as _Head
 from tools.embedder import DEFAULT_VISUAL_MODEL, VisualEncoder
 from tools.models import (
     ModelParams,
@@ -48,144 +35,21 @@ from tools.models import (
     resolve_device,
     resolve_dtype,
 )
+from tools.taxonomy import BASIC_TAXONOMY, ActionClass, Taxonomy, gerund, parse_class
 from tools.video import FrameBatch
 
-HEAD_FORMAT = "vidagent.action_head"
-_VOWELS = set("aeiou")
-_BASIC_VERBS = (
-    "take_(pick,_grab,_get) put_(place,_leave,_drop) hold_(support,_grip,_grasp) open close "
-    "cut_(chop,_slice) wash_(clean,_rinse) wipe pour stir mix peel move carry push pull throw "
-    "turn_on_(switch_on,_start) turn_off_(switch_off) read write type eat drink cook walk sit "
-    "stand talk_(speak,_converse) look_(watch,_observe) use play fold hang"
-)
-_BASIC_NOUNS = (
-    "person hand cup mug bowl plate knife fork spoon pan pot kettle bottle glass water food "
-    "bread vegetable fruit onion tomato apple box bag paper book phone laptop computer "
-    "keyboard screen television remote door drawer cabinet fridge oven sink tap table chair "
-    "sofa bed floor wall window shelf towel cloth clothes shoe car bicycle ball tool "
-    "hammer_(hammer,_mallet) screwdriver brush pen dough plant dog cat"
-)
-BASIC_TAXONOMY: dict[str, list[str]] = {
-    "verbs": _BASIC_VERBS.split(),
-    "nouns": _BASIC_NOUNS.split(),
-}
-"""A small everyday taxonomy (34 verbs, 64 nouns) used when no taxonomy file is given."""
-
-
-class ActionClass(Record):
-    """One taxonomy entry: its text in the file, a readable label, and the names to prompt with."""
-
-    raw: str
-    label: str
-    names: list[str]
-
-
-def _readable(text: str) -> str:
-    return re.sub(
-        r"\s+", " ", text.replace("_", " ").replace("/", " or ").replace("-", " ")
-    ).strip()
-
-
-def parse_class(raw: str) -> ActionClass:
-    """``take_(pick,_grab,_get)`` -> label ``take``, names ``[take, pick, grab, get]``."""
-    head, paren, rest = raw.partition("(")
-    label = _readable(head)
-    synonyms = [_readable(s) for s in rest.rstrip(")").split(",")] if paren else []
-    synonyms = [s for s in synonyms if s]
-    if not label:  # "(something)" alone
-        label, synonyms = (synonyms[0], synonyms[1:]) if synonyms else (_readable(raw), [])
-    if len(synonyms) == 1 and synonyms[0] != label:  # "bat_(sports)": a qualifier, not a synonym
-        return ActionClass(raw=raw, label=label, names=[f"{label} ({synonyms[0]})"])
-    names = list(dict.fromkeys([label, *synonyms]))
-    return ActionClass(raw=raw, label=label, names=names)
-
-
-def _classes(entries: Sequence[str]) -> list[ActionClass]:
-    classes = [parse_class(e) for e in entries]
-    counts: dict[str, int] = {}
-    for c in classes:
-        counts[c.label] = counts.get(c.label, 0) + 1
-    out = []
-    for c in classes:
-        if counts[c.label] > 1 and c.names[0] != c.label:
-            # "nut (food)" / "nut (tool)": the qualifier keeps the labels apart.
-            c = c.model_copy(update={"label": c.names[0]})
-        out.append(c)
-    return out
-
-
-@dataclass(frozen=True)
-class Taxonomy:
-    """Verb and noun classes in file order (the rows of the probability matrices)."""
-
-    verbs: tuple[str, ...]
-    nouns: tuple[str, ...]
-    source: str = "builtin:basic"
-
-    @classmethod
-    def basic(cls) -> Taxonomy:
-        return cls(tuple(BASIC_TAXONOMY["verbs"]), tuple(BASIC_TAXONOMY["nouns"]))
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str) -> Taxonomy:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: a taxonomy is a JSON object with 'verbs' and 'nouns'")
-        lists = []
-        for key in ("verbs", "nouns"):
-            entries = data.get(key)
-            if not isinstance(entries, list) or not entries:
-                raise ConfigError(f"{source}: '{key}' must be a non-empty list of strings")
-            bad = [e for e in entries if not isinstance(e, str) or not e.strip()]
-            if bad:
-                raise ConfigError(f"{source}: '{key}' has a non-string or empty entry {bad[0]!r}")
-            lists.append(tuple(entries))
-        return cls(lists[0], lists[1], source)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Taxonomy:
-        """Read an Ego4D-style taxonomy JSON file."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"taxonomy file {p}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"taxonomy file {p}: not readable JSON ({exc})") from None
-        return cls.from_dict(data, str(p))
-
-    @property
-    def digest(self) -> str:
-        doc = json.dumps({"verbs": self.verbs, "nouns": self.nouns}, separators=(",", ":"))
-        return hashlib.sha256(doc.encode()).hexdigest()
-
-    @property
-    def verb_classes(self) -> list[ActionClass]:
-        return _classes(self.verbs)
-
-    @property
-    def noun_classes(self) -> list[ActionClass]:
-        return _classes(self.nouns)
-
-
-def gerund(phrase: str) -> str:
-    """``take`` -> ``taking``, ``cut`` -> ``cutting``, ``turn off`` -> ``turning off``."""
-    first, _, rest = phrase.partition(" ")
-    w = first.lower()
-    if w.endswith("ie"):
-        w = w[:-2] + "ying"
-    elif w.endswith("e") and not w.endswith(("ee", "ye", "oe")) and len(w) > 2:
-        w = w[:-1] + "ing"
-    elif (
-        len(w) >= 3
-        and w[-1] not in _VOWELS | set("wxy")
-        and w[-2] in _VOWELS
-        and w[-3] not in _VOWELS
-        and len(re.findall(r"[aeiou]+", w)) == 1
-    ):
-        w = w + w[-1] + "ing"
-    else:
-        w += "ing"
-    return f"{w} {rest}".strip()
+__all__ = [
+    "BASIC_TAXONOMY",
+    "HEAD_FORMAT",
+    "ActionClass",
+    "ActionParams",
+    "ActionRecognizer",
+    "Taxonomy",
+    "gerund",
+    "load_action_head",
+    "parse_class",
+    "save_action_head",
+]
 
 
 class ActionParams(ModelParams):
@@ -210,14 +74,6 @@ class ActionParams(ModelParams):
                 f"bad placeholder {exc} (use {{verb}}, {{verb_ing}} or {{noun}})"
             ) from None
         return template
-
-
-@dataclass
-class _Head:
-    verb_w: np.ndarray
-    verb_b: np.ndarray
-    noun_w: np.ndarray
-    noun_b: np.ndarray
 
 
 def _file_digest(path: Path, hasher: Callable[[Path], str] | None) -> str:
@@ -402,83 +258,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-_HEAD_TENSORS = ("verb.weight", "verb.bias", "noun.weight", "noun.bias")
-
-
-def save_action_head(
-    path: str | Path,
-    *,
-    verb_weight: np.ndarray,
-    verb_bias: np.ndarray,
-    noun_weight: np.ndarray,
-    noun_bias: np.ndarray,
-    taxonomy: Taxonomy,
-    embedding_model: str,
-) -> Path:
-    """Write a linear head in the format :func:`load_action_head` reads (``.safetensors``)."""
-    from safetensors.numpy import save_file
-
-    tensors = dict(
-        zip(_HEAD_TENSORS, (verb_weight, verb_bias, noun_weight, noun_bias), strict=True)
-    )
-    _check_head(tensors, taxonomy, str(path))
-    meta = {
-        "format": HEAD_FORMAT,
-        "format_version": "1",
-        "embedding_model": embedding_model,
-        "taxonomy": json.dumps({"verbs": list(taxonomy.verbs), "nouns": list(taxonomy.nouns)}),
-    }
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
-    save_file(arrays, str(path), metadata=meta)
-    return Path(path)
-
-
-def _check_head(tensors: dict[str, np.ndarray], taxonomy: Taxonomy, where: str) -> None:
-    missing = [k for k in _HEAD_TENSORS if k not in tensors]
-    if missing:
-        raise ConfigError(f"{where}: action head lacks tensors {missing}")
-    v, n = len(taxonomy.verbs), len(taxonomy.nouns)
-    vw, vb, nw, nb = (tensors[k] for k in _HEAD_TENSORS)
-    if vw.ndim != 2 or nw.ndim != 2 or vw.shape[1] != nw.shape[1]:
-        shapes = f"{vw.shape} and {nw.shape}"
-        raise ConfigError(f"{where}: weights must be (classes, dim) with one dim, got {shapes}")
-    if vw.shape[0] != v or vb.shape != (v,) or nw.shape[0] != n or nb.shape != (n,):
-        raise ConfigError(
-            f"{where}: head shapes {vw.shape}/{vb.shape}/{nw.shape}/{nb.shape} do not match "
-            f"the taxonomy's {v} verbs and {n} nouns"
-        )
-
-
-def load_action_head(path: str | Path) -> tuple[Taxonomy, _Head]:
-    """Read a head written by :func:`save_action_head` (or a ``.pt`` dict with the same keys)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"action head {p}: no such file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors import safe_open
-            from safetensors.numpy import load_file
-
-            tensors = load_file(str(p))
-            with safe_open(str(p), framework="numpy") as fh:
-                meta = dict(fh.metadata() or {})
-        else:
-            import torch
-
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-            tensors = {k: blob[k].float().numpy() for k in _HEAD_TENSORS if k in blob}
-            meta = {k: blob[k] for k in ("format", "taxonomy", "embedding_model") if k in blob}
-            if isinstance(meta.get("taxonomy"), dict):
-                meta["taxonomy"] = json.dumps(meta["taxonomy"])
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"action head {p}: unreadable ({exc})") from exc
-    if meta.get("format") != HEAD_FORMAT or "taxonomy" not in meta:
-        raise ConfigError(f"action head {p}: not a {HEAD_FORMAT} file (metadata {sorted(meta)})")
-    taxonomy = Taxonomy.from_dict(json.loads(meta["taxonomy"]), str(p))
-    _check_head(tensors, taxonomy, str(p))
-    head = _Head(*(np.asarray(tensors[k], np.float32) for k in _HEAD_TENSORS))
-    return taxonomy, head
