@@ -1,8 +1,8 @@
 """What every perception tool shares: the tool protocol, model loading, device/dtype, OOM retries.
 
-* :class:`PerceptionTool` is the protocol the pipeline (:mod:`tools.perceive`) drives: a name, a
-  version and typed params that go into the cache key, a lazy :meth:`~PerceptionTool.setup`, and
-  :meth:`~PerceptionTool.run` on the frames of a list of segments (possibly from several videos).
+* :class:`PerceptionTool` is the protocol the pipeline (:mod:`tools.perceive`) drives; it lives,
+  with :class:`ToolParams` and :class:`ToolOutput`, in :mod:`tools.tool` and is re-exported here.
+* :class:`ModelParams`: the parameters every model-backed tool has.
 * :func:`load_model` loads a Hugging Face checkpoint (hub id or local folder) once per process and
   shares it between tools: the action recognizer and the embedder usually use the same SigLIP.
   Every way a load can fail offline becomes one :class:`ModelLoadError` line that names the model
@@ -21,15 +21,14 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, TypeVar
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agent.errors import ConfigError, MissingDependencyError, VidagentError
-from tools.video import FrameBatch
+from tools.tool import PerceptionTool, ToolOutput, ToolParams
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,30 @@ DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
 ModelKind = Literal["image-text-to-text", "dual-encoder"]
 T = TypeVar("T")
 R = TypeVar("R")
+
+__all__ = [
+    "AdaptiveBatch",
+    "DtypeName",
+    "LoadedModel",
+    "ModelKind",
+    "ModelLoadError",
+    "ModelParams",
+    "ModelRunError",
+    "PerceptionTool",
+    "SplitProcessor",
+    "ToolOutput",
+    "ToolParams",
+    "clear_model_cache",
+    "is_oom",
+    "load_model",
+    "load_pretrained",
+    "looks_like_path",
+    "model_fingerprint",
+    "require_torch",
+    "require_transformers",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 
 class ModelLoadError(VidagentError):
@@ -47,22 +70,7 @@ class ModelRunError(VidagentError):
     """A model failed on its inputs (also: out of memory even at batch size 1)."""
 
 
-# --- the tool protocol ------------------------------------------------------------------------
-
-
-class ToolParams(BaseModel):
-    """Base of every tool's parameters: a typo is an error, and params are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-    RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "dtype"})
-    """Fields that change how fast a result is computed, not what it is: not part of cache keys."""
-
-    frames_per_segment: int = Field(default=1, ge=1, le=64, description="Frames per segment")
-
-    def cache_fields(self) -> dict[str, Any]:
-        """The parameters that change the output (JSON types), for the store key."""
-        return self.model_dump(mode="json", exclude=set(self.RUNTIME_FIELDS))
+# --- model parameters -------------------------------------------------------------------------
 
 
 class ModelParams(ToolParams):
@@ -74,62 +82,6 @@ class ModelParams(ToolParams):
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N, mps")
     dtype: DtypeName = "auto"
     frames_per_segment: int = Field(default=4, ge=1, le=64, description="Frames per segment")
-
-
-@dataclass
-class ToolOutput:
-    """What a tool computed for a list of segments, in order.
-
-    ``items`` holds one JSON-able entry per segment, and every array in ``arrays`` has one row per
-    segment, so the pipeline can hand each video its rows of a batch that spanned several.
-    """
-
-    items: list[Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, arr in self.arrays.items():
-            if arr.shape[0] != len(self.items):
-                n = len(self.items)
-                raise ValueError(f"array {name!r} has {arr.shape[0]} rows for {n} items")
-
-
-@runtime_checkable
-class PerceptionTool(Protocol):
-    """A perception tool as the pipeline sees it.
-
-    ``name`` + ``version`` + :meth:`cache_params` make the store key (with the video's hash and its
-    segmentation), so a cached result is reused only when nothing that changes it has changed.
-    """
-
-    name: str
-    version: str
-
-    @property
-    def params(self) -> ToolParams:
-        """The tool's settings (``frames_per_segment`` says how many frames a segment gets)."""
-        ...
-
-    def cache_params(self, hasher: Callable[[Path], str] | None = None) -> dict[str, Any]:
-        """Everything that changes the output, computed without loading the model. ``hasher``
-        hashes a file (the store's memoized ``video_hash``) to fingerprint local checkpoints."""
-        ...
-
-    def setup(self) -> None:
-        """Load the model (idempotent; :meth:`run` calls it lazily)."""
-        ...
-
-    def run(self, frames: Sequence[FrameBatch]) -> ToolOutput:
-        """Process the frames of each segment (``frames[i]`` are segment i's frames)."""
-        ...
-
-    def summary(self, output: ToolOutput) -> dict[str, Any]:
-        """JSON fields stored next to ``items`` for one video's merged output."""
-        ...
-
-    def annotate(self, segments: Sequence[Any], value: dict[str, Any], key: str) -> list[Any]:
-        """Copies of ``segments`` with this tool's stored ``value`` (store ``key``) filled in."""
-        ...
 
 
 # --- optional dependencies, device and dtype ---------------------------------------------------

@@ -16,6 +16,7 @@ frames, the actions are computed from the embedder's vectors (one image pass for
 A video that cannot be read, or on which a model fails, is recorded as failed in the summary and
 the others go on; a batch that fails is retried video by video to find the culprit. Errors that
 would fail every video (a model that cannot be loaded, a bad option) stop the run.
+Its records (:mod:`tools.perceive_records`) are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,66 +26,47 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from agent.errors import ConfigError, MissingDependencyError
-from agent.records import Record, Segment, Timeline
+from agent.records import Segment, Timeline
 from tools.models import ModelLoadError, PerceptionTool, ToolOutput
+from tools.perceive_records import (
+    PerceiveSummary,
+    Progress,
+    ProgressEvent,
+    VideoJob,
+    VideoResult,
+    VideoStatus,
+    decode_size,
+    output_names,
+    write_json,
+)
 from tools.sampling import sample_segments
 from tools.video import FrameBatch, open_video
 
-VideoStatus = Literal["ok", "cached", "failed"]
 FATAL = (ModelLoadError, MissingDependencyError, ConfigError)
 """Errors of a tool's set-up or run that would repeat on every video: they stop the run."""
 SHOTS_TOOL, SHOTS_VERSION = "perceive.shots", "1"
 """Store entry of a shot segmentation (the Timeline JSON), keyed by the shot parameters."""
 
-
-class VideoResult(Record):
-    """What happened to one video."""
-
-    path: str
-    status: VideoStatus
-    timeline: str | None = Field(default=None, description="Timeline JSON written, if any")
-    segments: int = 0
-    computed: list[str] = Field(default_factory=list, description="Tools that ran a model")
-    cached: list[str] = Field(default_factory=list, description="Tools found in the store")
-    error: str | None = None
-    seconds: float = 0.0
-
-
-class PerceiveSummary(Record):
-    """Per-video results of :func:`perceive_many`, in input order."""
-
-    results: list[VideoResult]
-    seconds: float = 0.0
-
-    def count(self, status: VideoStatus) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def failed(self) -> list[VideoResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """``planned``: ``count`` segment-runs to compute for ``path``; ``segments``: ``count`` done;
-    ``video``: ``path`` finished (``result`` says how)."""
-
-    kind: Literal["planned", "segments", "video"]
-    path: str
-    count: int = 0
-    result: VideoResult | None = None
-
-
-Progress = Callable[[ProgressEvent], None]
+__all__ = [
+    "FATAL",
+    "SHOTS_TOOL",
+    "SHOTS_VERSION",
+    "PerceiveSummary",
+    "Progress",
+    "ProgressEvent",
+    "VideoResult",
+    "VideoStatus",
+    "output_names",
+    "perceive",
+    "perceive_many",
+]
 
 
 class _StopRun(Exception):
@@ -95,60 +77,9 @@ class _StopRun(Exception):
         self.error = error
 
 
-@dataclass(eq=False)
-class _Job:
-    path: Path
-    out: Path | None
-    keep: bool = False  # keep the final timeline in memory (single-video perceive)
-    started: float = field(default_factory=time.perf_counter)
-    video_hash: str = ""
-    timeline: Timeline | None = None
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    todo: list[str] = field(default_factory=list)
-    rows: dict[str, dict[int, tuple[Any, dict[str, np.ndarray]]]] = field(default_factory=dict)
-    error: BaseException | None = None
-    result: VideoResult | None = None
-    final: Timeline | None = None
-
-    @property
-    def n(self) -> int:
-        return len(self.timeline.segments) if self.timeline else 0
-
-    def complete(self) -> bool:
-        return all(len(self.rows.get(name, {})) == self.n for name in self.todo)
-
-
 def _segments_digest(segments: Sequence[Segment]) -> str:
     bounds = [[s.start_frame, s.end_frame] for s in segments]
     return hashlib.sha256(json.dumps(bounds).encode()).hexdigest()[:32]
-
-
-def _decode_size(width: int, height: int, frame_size: int | None) -> tuple[int | None, int | None]:
-    """Decode-time ``(width, height)`` so the short side is at most ``frame_size`` (one side
-    given: the aspect ratio is kept); ``(None, None)`` decodes at the native size."""
-    if not frame_size or min(width, height) <= frame_size:
-        return None, None
-    return (frame_size, None) if width <= height else (None, frame_size)
-
-
-def _write_json(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def output_names(paths: Sequence[Path]) -> list[str]:
-    """``<stem>.json`` per video; stems that repeat get ``-<8 hex of the path>`` to stay apart."""
-    stems = [p.stem for p in paths]
-    return [
-        f"{s}-{hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:8]}.json"
-        if stems.count(s) > 1
-        else f"{s}.json"
-        for s, p in zip(stems, paths, strict=True)
-    ]
 
 
 class _Engine:
@@ -175,7 +106,7 @@ class _Engine:
         self.frame_size = frame_size
         self.chunk = chunk_segments
         self.progress = progress
-        self.queues: dict[str, list[tuple[_Job, int, FrameBatch]]] = {n: [] for n in names}
+        self.queues: dict[str, list[tuple[VideoJob, int, FrameBatch]]] = {n: [] for n in names}
         self.linked = self._linked_actions()
         self._tool_fields = {
             t.name: t.cache_params(hasher=store.video_hash) for t in tools
@@ -190,13 +121,13 @@ class _Engine:
             return str(act.name)
         return None
 
-    def _emit(self, kind: Any, job: _Job, count: int = 0) -> None:
+    def _emit(self, kind: Any, job: VideoJob, count: int = 0) -> None:
         if self.progress is not None:
             self.progress(ProgressEvent(kind, str(job.path), count, job.result))
 
     # --- planning: hash, segments, store look-ups ----------------------------------------------
 
-    def _timeline(self, job: _Job) -> Timeline:
+    def _timeline(self, job: VideoJob) -> Timeline:
         from tools.segmenter import build_timeline
 
         if not self.shots:
@@ -216,7 +147,7 @@ class _Engine:
         )
         return timeline.model_copy(update={"video": info})
 
-    def plan(self, job: _Job) -> None:
+    def plan(self, job: VideoJob) -> None:
         from agent.store import make_key
 
         job.started = time.perf_counter()
@@ -239,7 +170,7 @@ class _Engine:
 
     # --- feeding frames to the tools' queues ---------------------------------------------------
 
-    def feed(self, job: _Job) -> None:
+    def feed(self, job: VideoJob) -> None:
         assert job.timeline is not None
         fed = [n for n in job.todo if n != self.linked or "embedder" not in job.todo]
         self._emit("planned", job, job.n * len(job.todo))
@@ -247,7 +178,7 @@ class _Engine:
         for name in fed:
             by_k.setdefault(self.tools[name].params.frames_per_segment, []).append(name)
         info = job.timeline.video
-        width, height = _decode_size(info.width, info.height, self.frame_size)
+        width, height = decode_size(info.width, info.height, self.frame_size)
         with open_video(job.path, width=width, height=height) as source:
             for k, names in sorted(by_k.items()):
                 for start in range(0, job.n, self.chunk):
@@ -282,7 +213,7 @@ class _Engine:
                         self.fail(job, exc2)
         self._finish_ready(dict.fromkeys(job for job, _, _ in queue))
 
-    def _run_tool(self, name: str, queue: list[tuple[_Job, int, FrameBatch]]) -> None:
+    def _run_tool(self, name: str, queue: list[tuple[VideoJob, int, FrameBatch]]) -> None:
         try:
             out = self.tools[name].run([fb for _, _, fb in queue])
         except FATAL as exc:
@@ -290,7 +221,7 @@ class _Engine:
         self._distribute(name, queue, out)
 
     def _distribute(
-        self, name: str, queue: list[tuple[_Job, int, FrameBatch]], out: ToolOutput
+        self, name: str, queue: list[tuple[VideoJob, int, FrameBatch]], out: ToolOutput
     ) -> None:
         for row, (job, pos, _) in enumerate(queue):
             job.rows[name][pos] = (out.items[row], {k: v[row] for k, v in out.arrays.items()})
@@ -308,7 +239,7 @@ class _Engine:
 
     # --- finishing ------------------------------------------------------------------------------
 
-    def fail(self, job: _Job, exc: BaseException) -> None:
+    def fail(self, job: VideoJob, exc: BaseException) -> None:
         if job.result is not None:
             return
         job.error = exc
@@ -322,7 +253,7 @@ class _Engine:
         )
         self._emit("video", job)
 
-    def _finish_ready(self, jobs: Iterable[_Job]) -> None:
+    def _finish_ready(self, jobs: Iterable[VideoJob]) -> None:
         for job in jobs:
             if job.result is None and job.error is None and job.timeline and job.complete():
                 try:
@@ -330,7 +261,7 @@ class _Engine:
                 except Exception as exc:
                     self.fail(job, exc)
 
-    def finish(self, job: _Job) -> None:
+    def finish(self, job: VideoJob) -> None:
         assert job.timeline is not None
         for name in job.todo:
             tool = self.tools[name]
@@ -355,7 +286,7 @@ class _Engine:
             segments = tool.annotate(segments, job.values[name], job.keys[name])
         final = job.timeline.model_copy(update={"segments": segments})
         if job.out is not None:
-            _write_json(job.out, final.model_dump_json(indent=2))
+            write_json(job.out, final.model_dump_json(indent=2))
         job.rows.clear()
         job.final = final if job.keep else None
         job.result = VideoResult(
@@ -369,7 +300,7 @@ class _Engine:
         )
         self._emit("video", job)
 
-    def run(self, jobs: list[_Job]) -> None:
+    def run(self, jobs: list[VideoJob]) -> None:
         try:
             for job in jobs:
                 try:
@@ -413,7 +344,7 @@ def perceive_many(
     out = Path(out_dir) if out_dir is not None else None
     names = output_names(files)
     jobs = [
-        _Job(p, out / name if out is not None else None)
+        VideoJob(p, out / name if out is not None else None)
         for p, name in zip(files, names, strict=True)
     ]
     engine = _Engine(
@@ -444,7 +375,7 @@ def perceive(
     progress: Progress | None = None,
 ) -> Timeline:
     """One video's timeline with every tool's results; raises the video's error if it fails."""
-    job = _Job(Path(path), None, keep=True)
+    job = VideoJob(Path(path), None, keep=True)
     engine = _Engine(
         tools,
         store,
