@@ -66,6 +66,8 @@ from agent.errors import StoreError, VideoNotFoundError
 
 # Re-exported: HASH_CHUNK is read by store_keys.file_digest, so patch it there, not here.
 from agent.store_keys import HASH_CHUNK, STORE_FORMAT, _canonical, _jsonable, file_digest, make_key
+from agent.store_maintenance import TMP_SUFFIX as _TMP_SUFFIX
+from agent.store_maintenance import collect_garbage, store_stats
 from agent.store_records import (
     ArrayInfo,
     Arrays,
@@ -107,8 +109,6 @@ SCHEMA_VERSION = 1
 DB_NAME = "store.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_ARRAY_FILE = re.compile(r"^[0-9a-f]{64}\.[0-9a-f]{16}__.+\.npy$")
-_TMP_SUFFIX = ".tmp"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -483,33 +483,11 @@ class PerceptionStore:
             return self._delete_where("1", ())
         return self._delete_where("tool = ?", (tool,))
 
-    # -- maintenance ------------------------------------------------------------------------------
-
-    def _array_files(self) -> Iterator[os.DirEntry[str]]:
-        for sub in os.scandir(self.arrays_dir):
-            if sub.is_dir(follow_symlinks=False):
-                yield from (e for e in os.scandir(sub.path) if e.is_file(follow_symlinks=False))
+    # -- maintenance (in :mod:`agent.store_maintenance`) -----------------------------------------
 
     def stats(self) -> StoreStats:
         """Records per tool and bytes on disk (orphan array files included until :meth:`gc`)."""
-        with self._sql() as conn:
-            per_tool = dict(conn.execute("SELECT tool, COUNT(*) FROM results GROUP BY tool"))
-        files = sizes = 0
-        for entry in self._array_files():
-            files += 1
-            sizes += entry.stat(follow_symlinks=False).st_size
-        db_bytes = sum(
-            p.stat().st_size
-            for p in (self.db_path, Path(f"{self.db_path}-wal"), Path(f"{self.db_path}-shm"))
-            if p.exists()
-        )
-        return StoreStats(
-            records=sum(per_tool.values()),
-            records_per_tool=per_tool,
-            array_files=files,
-            array_bytes=sizes,
-            db_bytes=db_bytes,
-        )
+        return store_stats(self)
 
     def gc(self, grace_s: float = 600.0) -> GcReport:
         """Remove what no record needs: rows whose arrays are gone, array and temp files no row
@@ -518,45 +496,4 @@ class PerceptionStore:
         Files younger than ``grace_s`` seconds are kept: they may belong to a ``put`` in another
         process that has written its arrays but not yet inserted its row.
         """
-        with self._sql() as conn:
-            rows = conn.execute("SELECT key, arrays, write_id FROM results").fetchall()
-        referenced: set[str] = set()
-        stale = 0
-        for key, arrays, write_id in rows:
-            infos = {
-                self._array_path(key, write_id, name): ArrayInfo.model_validate(info)
-                for name, info in json.loads(arrays).items()
-            }
-            if all(_array_ok(path, info) for path, info in infos.items()):
-                referenced.update(path.name for path in infos)
-            else:
-                self._drop_stale(key, write_id)
-                stale += 1
-        cutoff = time.time() - grace_s
-        removed = freed = 0
-        for entry in self._array_files():
-            name = entry.name
-            if name.endswith(_TMP_SUFFIX) and name.startswith("."):
-                orphan = True
-            elif _ARRAY_FILE.match(name):
-                orphan = name not in referenced
-            else:
-                continue  # not ours
-            st = entry.stat(follow_symlinks=False)
-            if orphan and st.st_mtime < cutoff:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue
-                removed += 1
-                freed += st.st_size
-        with self._sql() as conn:
-            memo = [r[0] for r in conn.execute("SELECT realpath FROM file_hashes")]
-            gone = [(p,) for p in memo if not os.path.exists(p)]
-            conn.executemany("DELETE FROM file_hashes WHERE realpath = ?", gone)
-        return GcReport(
-            files_removed=removed,
-            bytes_freed=freed,
-            stale_records_removed=stale,
-            file_hashes_removed=len(gone),
-        )
+        return collect_garbage(self, grace_s)
