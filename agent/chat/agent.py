@@ -73,8 +73,8 @@ def system_prompt(toolbox: Toolbox, template: PromptTemplate | str | Path | None
 class ChatAgent:
     """Conversation state and the tool-calling loop of one chat session.
 
-    ``tool_choice`` (OpenAI's: ``"auto"``, ``"required"``, a tool name) applies to the tool rounds;
-    the last round (after ``max_rounds``) never offers tools, so a turn always ends in text.
+    ``tool_choice`` (``"auto"``, ``"required"``, ``"any"`` or a tool's name) applies to the tool
+    rounds; the last round (after ``max_rounds``) never offers tools, so a turn ends in text.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class ChatAgent:
         system: str | None = None,
         max_rounds: int = 4,
         max_tokens: int | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         self.model = model
         self.toolbox = toolbox
@@ -179,8 +179,8 @@ class ChatAgent:
                     "error": bad.get("error") or "the arguments are not a JSON object",
                 }
             )
-        for call in calls:
-            call["id"] = call["id"] or "call"
+        for entry in calls:
+            entry["id"] = entry["id"] or "call"
         return calls
 
     def execute(self, call: dict[str, Any]) -> ToolMessage:
