@@ -44,6 +44,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 def _register_subcommands() -> None:
     """Mount the commands and sub-apps that live in other modules."""
+    from agent.chat_cli import chat
     from agent.perceive_cli import perceive
     from agent.task_cli import anticipate, ask, localize
     from agent.task_cli import demo as task_demo
@@ -56,6 +57,7 @@ def _register_subcommands() -> None:
     app.command("anticipate")(anticipate)
     app.command("localize")(localize)
     app.command("demo")(task_demo)
+    app.command("chat")(chat)
     with contextlib.suppress(ImportError):
         from agent.llm.cli import app as llm_app
 
