@@ -229,6 +229,26 @@ def test_the_repl_survives_ctrl_c_during_an_answer_and_exits_on_eof_or_two_ctrl_
     assert "unknown command '/nope'" in out.getvalue()
 
 
+def test_a_failed_turn_is_reported_and_the_session_goes_on(
+    perceived: Perceived, wire: tuple[Any, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = wire
+    agent = make_agent(perceived, model, max_rounds=0)
+
+    def rejected(with_tools: bool) -> Iterator[Any]:
+        raise RuntimeError("Error code: 400 - maximum context length is 512 tokens")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(agent, "_generate", rejected)
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    assert run_repl(agent, console, scripted(["Question?", "/help", "/quit"])) == 0
+    text = out.getvalue()
+    assert "error:" in text and "maximum context length" in text
+    assert HELP.splitlines()[1] in text  # the next command still ran
+    assert agent.history == []
+
+
 def test_chat_without_llm_url_is_one_clear_error(tmp_path: Any) -> None:
     import typer
     from typer.testing import CliRunner

@@ -99,3 +99,9 @@ def run_repl(
                 answer_turn(agent, line, console)
             except KeyboardInterrupt:
                 console.print("\n[yellow](stopped)[/yellow]", highlight=False)
+            except Exception as exc:  # a failed turn (server error, too long a prompt) is dropped
+                console.print(
+                    f"\n[red]error:[/red] {_short(str(exc) or type(exc).__name__)} "
+                    "(the question was not added to the conversation)",
+                    highlight=False,
+                )
