@@ -8,7 +8,7 @@ have no tool calling, so there is no fallback to them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from agent.task_cli import (
     BankOpt,
     CaptionerOpt,
     CaptionerUrlOpt,
+    Deps,
     DeviceOpt,
     EmbedderOpt,
     KOpt,
@@ -29,14 +30,46 @@ from agent.task_cli import (
     TaxonomyOpt,
     VideoArg,
 )
-from agent.tasks.context import DEFAULT_LLM_MODEL
+from agent.tasks.context import DEFAULT_LLM_MODEL, ContextOptions
 from tools.captioner import DEFAULT_CAPTIONER
 from tools.embedder import DEFAULT_VISUAL_MODEL
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+    from agent.chat import Toolbox
 
 NO_URL = (
     "vidagent chat needs --llm-url URL: the agent calls tools, which needs a served vLLM started "
     "with --enable-auto-tool-choice --tool-call-parser hermes (the in-process backends cannot)"
 )
+
+
+def served_chat_model(llm_url: list[str], llm_model: str, temperature: float) -> BaseChatModel:
+    """The LangChain chat model on the first served URL (``llm_model`` default: what it serves)."""
+    from agent.llm.config import LLMConfig
+    from agent.llm.langchain import make_chat_model
+
+    served = None if llm_model == DEFAULT_LLM_MODEL else llm_model
+    return make_chat_model(LLMConfig(urls=list(llm_url), model=served, temperature=temperature))
+
+
+def build_toolbox(deps: Deps, context: ContextOptions) -> Toolbox:
+    """The chat tools over one perceived video (``context.max_timeline_chars``: overview size)."""
+    from agent.chat import Toolbox, VideoContext
+
+    return Toolbox(
+        VideoContext(
+            timeline=deps.timeline,
+            llm=deps.llm,
+            store=deps.store,
+            query_embedder=deps.query_embedder,
+            text_embedder=deps.text_embedder,
+            bank=deps.bank,
+            context=context,
+            overview_chars=context.max_timeline_chars,
+        )
+    )
 
 
 def chat(
@@ -61,19 +94,16 @@ def chat(
     ] = 0.0,
 ) -> None:
     """Chat about a video: an agent that looks things up with tools and cites segments."""
-    from agent.chat import ChatAgent, Toolbox, VideoContext, system_prompt
+    from agent.chat import ChatAgent, system_prompt
     from agent.chat.repl import enable_line_history, run_repl
-    from agent.llm.config import LLMConfig
-    from agent.llm.langchain import make_chat_model
     from agent.prompting import load_prompt
     from agent.task_cli import build_deps
-    from agent.tasks.context import ContextOptions, timeline_text
+    from agent.tasks.context import timeline_text
 
     if not llm_url:
         raise ConfigError(NO_URL)
     template = load_prompt(prompt) if prompt is not None else None
-    served = None if llm_model == DEFAULT_LLM_MODEL else llm_model
-    model = make_chat_model(LLMConfig(urls=list(llm_url), model=served, temperature=temperature))
+    model = served_chat_model(llm_url, llm_model, temperature)
     deps = build_deps(
         video,
         llm_url=llm_url,
@@ -87,18 +117,7 @@ def chat(
         device=device,
     )
     context = ContextOptions(k=k, max_timeline_chars=max_timeline_chars)
-    toolbox = Toolbox(
-        VideoContext(
-            timeline=deps.timeline,
-            llm=deps.llm,
-            store=deps.store,
-            query_embedder=deps.query_embedder,
-            text_embedder=deps.text_embedder,
-            bank=deps.bank,
-            context=context,
-            overview_chars=max_timeline_chars,
-        )
-    )
+    toolbox = build_toolbox(deps, context)
     agent = ChatAgent(
         model, toolbox, system=system_prompt(toolbox, template), max_rounds=max_rounds
     )
@@ -112,4 +131,4 @@ def chat(
         raise typer.Exit(code)
 
 
-__all__ = ["NO_URL", "chat"]
+__all__ = ["NO_URL", "build_toolbox", "chat", "served_chat_model"]
