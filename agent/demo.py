@@ -21,7 +21,7 @@ DEMO_QUESTION = "What does the person pick up?"
 DEMO_OPTIONS = ["a knife", "a cup", "a phone"]
 DEMO_QUERY = "the person opens the drawer"
 DEMO_Z, DEMO_K = 4, 2
-"""Small Z and K keep the tiny model's 512-token context and the demo's run time small."""
+"""Small Z and K keep the demo's run time small."""
 
 _EXAMPLES: list[dict[str, Any]] = [
     {"task": "qa", "input": "What is cut? A. onion B. bread", "target": "A", "video_id": "ex1"},

@@ -2,15 +2,17 @@
 
 Commands: ``/help``, ``/timeline``, ``/reset``, ``/quit``. Ctrl-C while an answer streams stops that
 answer (the turn is dropped from the history) and the session goes on; Ctrl-C twice in a row at the
-prompt, or Ctrl-D, ends it. Input is read by a function passed in (``input`` with readline history
-in the CLI, a scripted list in tests).
+prompt, or Ctrl-D, ends it. Input is read by a function passed in (``input`` with readline history,
+kept in ``$VIDAGENT_HOME/chat_history``, in the CLI, a scripted list in tests).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
@@ -28,10 +30,38 @@ Ctrl-C while an answer is streaming stops that answer."""
 ReadLine = Callable[[str], str]
 
 
-def enable_line_history() -> None:
-    """Arrow-key editing and history for ``input()`` where readline exists (not on Windows)."""
-    with contextlib.suppress(ImportError):
-        import readline  # noqa: F401
+HISTORY_LENGTH = 1000
+
+
+def enable_line_history(path: Path | None = None) -> Path | None:
+    """Arrow-key editing and history for ``input()``, kept across sessions in ``path``.
+
+    ``path`` defaults to ``chat_history`` in the vidagent home. The earlier sessions' lines are
+    loaded now and this session's are written back at exit (the last :data:`HISTORY_LENGTH`).
+    Returns the history file, or None where readline does not exist (Windows).
+    """
+    try:
+        import readline
+    except ImportError:
+        return None
+    if path is None:
+        from agent.settings import load_settings
+
+        path = load_settings().home / "chat_history"
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(HISTORY_LENGTH)
+    atexit.register(save_line_history, path)
+    return path
+
+
+def save_line_history(path: Path) -> None:
+    """Write readline's history to ``path``; a failure to write only loses the history."""
+    import readline
+
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
 
 
 def _short(text: str, limit: int = 300) -> str:

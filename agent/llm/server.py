@@ -58,7 +58,7 @@ def server_command(
         "--dtype",
         "float32",
         "--max-model-len",
-        "512",
+        str(context_length(model_dir)),
         "--max-num-seqs",
         "32",
         "--enforce-eager",
@@ -70,6 +70,15 @@ def server_command(
         "--tool-call-parser",
         "hermes",
     ]
+
+
+def context_length(model_dir: Path, cap: int = 4096) -> int:
+    """The model's ``max_position_embeddings`` (from its config.json), at most ``cap``."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+        return min(int(config.get("max_position_embeddings", 512)), cap)
+    except (OSError, ValueError):
+        return 512
 
 
 class VLLMServer(BaseModel):

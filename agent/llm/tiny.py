@@ -27,6 +27,8 @@ from typing import Any
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>", "<tool_call>", "</tool_call>"]
 VOCAB_SIZE = 384
+CONTEXT_LENGTH = 4096
+"""Positions of the tiny Llama: room for the chat agent's tool schemas and a timeline."""
 
 CHAT_TEMPLATE = """\
 {{- bos_token -}}
@@ -81,7 +83,7 @@ def build_tokenizer() -> Any:
         pad="<pad>",
         unk="<unk>",
         vocab_size=VOCAB_SIZE,
-        model_max_length=512,
+        model_max_length=CONTEXT_LENGTH,
         extra={
             "additional_special_tokens": ["<tool_call>", "</tool_call>"],
             "chat_template": CHAT_TEMPLATE,
@@ -109,7 +111,7 @@ def build_tiny_llama(out_dir: str | Path) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=CONTEXT_LENGTH,
         tie_word_embeddings=False,
         bos_token_id=ids["<s>"],
         eos_token_id=ids["</s>"],

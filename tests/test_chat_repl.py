@@ -1,0 +1,77 @@
+"""The terminal chat's line history file and the user's own system prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_tasks_support import Perceived, perceived
+
+from agent.chat import Toolbox, VideoContext, system_prompt
+from agent.chat.repl import enable_line_history, save_line_history
+from agent.errors import VidagentError
+from agent.tasks import ContextOptions
+
+__all__ = ["perceived"]
+
+readline = pytest.importorskip("readline")
+
+
+def test_history_is_loaded_from_and_saved_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "chat_history"
+    path.parent.mkdir()
+    path.write_text("what happens at 2 s?\n/timeline\n")
+    readline.clear_history()
+    try:
+        assert enable_line_history(path) == path
+        items = [
+            readline.get_history_item(i + 1) for i in range(readline.get_current_history_length())
+        ]
+        assert items == ["what happens at 2 s?", "/timeline"]
+        readline.add_history("where is the door?")
+        save_line_history(path)
+        assert path.read_text().splitlines()[-1] == "where is the door?"
+    finally:
+        readline.clear_history()
+
+
+def test_history_defaults_to_the_vidagent_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDAGENT_HOME", str(tmp_path / "vh"))
+    readline.clear_history()
+    try:
+        path = enable_line_history()
+        assert path == tmp_path / "vh" / "chat_history"
+        readline.add_history("hello")
+        save_line_history(path)  # creates the home if needed
+        assert path.read_text().splitlines() == ["hello"]
+    finally:
+        readline.clear_history()
+
+
+def _box(p: Perceived) -> Toolbox:
+    context = ContextOptions(k=0, max_timeline_chars=160)
+    return Toolbox(VideoContext(timeline=p.timeline, context=context, overview_chars=300))
+
+
+def test_a_custom_system_prompt_file_is_rendered_with_the_video(
+    perceived: Perceived, tmp_path: Path
+) -> None:
+    own = tmp_path / "pirate.yaml"
+    own.write_text(
+        "name: pirate\nsystem: |\n  Answer like a pirate. {{ num_segments }} segments, "
+        "{{ duration }}.\n  {{ timeline }}\n"
+    )
+    text = system_prompt(_box(perceived), own)
+    n = len(perceived.timeline.segments)
+    assert text.startswith(f"Answer like a pirate. {n} segments, ")
+    assert f"{perceived.timeline.video.duration:.1f}s." in text and "<seg_0>" in text
+    assert "You are vidagent" not in text
+
+
+def test_a_prompt_with_an_unknown_variable_names_it(perceived: Perceived, tmp_path: Path) -> None:
+    own = tmp_path / "bad.yaml"
+    own.write_text("name: bad\nsystem: 'Video of {{ speaker }}'\n")
+    with pytest.raises(VidagentError, match="speaker"):
+        system_prompt(_box(perceived), own)
