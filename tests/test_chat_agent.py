@@ -78,7 +78,7 @@ def make_agent(p: Perceived, model: Any, **kwargs: Any) -> ChatAgent:
         overview_chars=120,
     )
     kwargs.setdefault("max_tokens", 24)
-    # One short tool: the tiny server's 512-token context holds little more than its schema.
+    # One short tool keeps the prompts (and the tiny model's CPU time) small.
     return ChatAgent(model, Toolbox(video, [at]), system=SYSTEM, **kwargs)
 
 

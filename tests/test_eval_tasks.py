@@ -1,6 +1,6 @@
 """``vidagent eval run`` end to end for Ego4D LTA, Charades-STA and QVHighlights against the real
-vLLM test server (tiny Llama, 512-token context: Z=2, short taxonomy names, short timelines), on
-small files in each benchmark's official format: the submission file has the official shape, the
+vLLM test server (tiny Llama; small Z, short taxonomy names and timelines for speed), on small
+files in each benchmark's official format: the submission file has the official shape, the
 summary has the official metrics, a resumed run sends nothing, and ``eval score`` on the run's own
 submission gives back the run's metrics."""
 
