@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     """Mount the commands and sub-apps that live in other modules."""
     from agent.chat_cli import chat
     from agent.perceive_cli import perceive
+    from agent.serve_cli import serve
     from agent.task_cli import anticipate, ask, localize
     from agent.task_cli import demo as task_demo
 
@@ -58,6 +59,7 @@ def _register_subcommands() -> None:
     app.command("localize")(localize)
     app.command("demo")(task_demo)
     app.command("chat")(chat)
+    app.command("serve")(serve)
     with contextlib.suppress(ImportError):
         from agent.llm.cli import app as llm_app
 

@@ -1,0 +1,103 @@
+"""What the web app needs from the rest of vidagent, behind one small protocol.
+
+:class:`Backend` perceives a video (its timeline plus what the chat tools need) and makes the chat
+model; :class:`ServedBackend` is the real one, built by ``vidagent serve`` from the options of
+``vidagent chat``. Tests pass their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+    from agent.task_cli import Deps
+
+
+class Backend(Protocol):
+    def perceive(self, path: Path) -> Deps:
+        """The video's timeline and the tools' dependencies (blocking; runs in a worker)."""
+        ...
+
+    def chat_model(self) -> BaseChatModel:
+        """The LangChain chat model (blocking; may raise when the server is unreachable)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ServedBackend:
+    """Perception with the given tools and a served vLLM for the chat and the task tools."""
+
+    llm_url: list[str]
+    llm_model: str
+    captioner: str
+    embedder: str
+    captioner_url: str | None = None
+    taxonomy: Path | None = None
+    bank: Path | None = None
+    seconds: float = 2.0
+    device: str = "auto"
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: dict[str, Any] = {}
+
+    def _deps(self) -> dict[str, Any]:
+        """Built once, on first use: the task LLM client, store, text embedder, example bank."""
+        with self._lock:
+            if not self._shared:
+                from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
+                from agent.settings import load_settings
+                from agent.store import PerceptionStore
+                from agent.task_cli import build_llm
+
+                text_embedder = SentenceTransformerEmbedder()
+                self._shared = {
+                    "llm": build_llm(self.llm_url, self.llm_model),
+                    "store": PerceptionStore(load_settings().store_dir),
+                    "text_embedder": text_embedder,
+                    "bank": None
+                    if self.bank is None
+                    else ExampleBank.load(self.bank, text_embedder),
+                }
+            return self._shared
+
+    def perceive(self, path: Path) -> Deps:
+        from agent.task_cli import Deps, perceive_video
+
+        shared = self._deps()
+        timeline, query_embedder = perceive_video(
+            path,
+            captioner=self.captioner,
+            captioner_url=self.captioner_url,
+            embedder=self.embedder,
+            taxonomy=self.taxonomy,
+            seconds=self.seconds,
+            device=self.device,
+            store=shared["store"],
+        )
+        return Deps(
+            timeline,
+            shared["store"],
+            shared["llm"],
+            shared["bank"],
+            query_embedder,
+            shared["text_embedder"],
+        )
+
+    def chat_model(self) -> BaseChatModel:
+        from agent.chat_cli import served_chat_model
+
+        return served_chat_model(self.llm_url, self.llm_model, self.temperature)
+
+    def close(self) -> None:
+        llm = self._shared.get("llm")
+        if llm is not None:
+            llm.close()
