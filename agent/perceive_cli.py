@@ -9,10 +9,11 @@ exits with status 1 when any video failed (the others are still written). Bad op
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -214,6 +215,25 @@ def perceive(
     no_embeddings: Annotated[
         bool, typer.Option("--no-embeddings", help="Skip segment embeddings.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this process) or ray (Ray Data actor pool).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="--engine ray: cluster (auto, HOST:PORT, ray://HOST:10001)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="--engine ray: model-holding actors.")
+    ] = 1,
+    videos_per_task: Annotated[
+        int, typer.Option("--videos-per-task", min=1, help="--engine ray: videos per actor call.")
+    ] = 4,
+    gpus_per_worker: Annotated[
+        float | None,
+        typer.Option("--gpus-per-worker", min=0, help="--engine ray: GPUs per actor (auto)."),
+    ] = None,
 ) -> None:
     """Caption, label and embed every segment of videos; write one timeline JSON per video.
 
@@ -224,10 +244,14 @@ def perceive(
 
     if shots and seconds is not None:
         raise ConfigError("--seconds and --shots are exclusive: choose one segmentation")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine {engine!r}: choose local or ray")
+    if engine == "local" and address is not None:
+        raise ConfigError("--address needs --engine ray")
     paths = find_videos(videos, videos_dir)
     store = PerceptionStore(load_settings().store_dir)
-    tools = build_tools(
-        store=store,
+    make_tools = functools.partial(
+        build_tools,
         captions=not no_captions,
         actions=not no_actions,
         embeddings=not no_embeddings,
@@ -246,9 +270,34 @@ def perceive(
         device=device,
         dtype=dtype,
     )
+    ray_plan = None
+    if engine == "ray":
+        from tools.perceive_ray import RayPlan
+
+        ray_plan = RayPlan(workers, videos_per_task, gpus_per_worker)
+    tools = make_tools(store=store)  # validates the options before any video is touched
     with _terminal() as err:
         shot_params = {"max_seconds": max_shot_seconds or None} if shots else None
-        summary = _run(paths, tools, store, out, seconds, shot_params, frame_size, err)
+        common: dict[str, Any] = {
+            "store": store,
+            "out_dir": out,
+            "seconds": seconds if seconds is not None else (None if shots else 2.0),
+            "shots": shots,
+            "shot_params": shot_params,
+            "frame_size": frame_size or None,
+        }
+        if ray_plan is None:
+            from tools.perceive import perceive_many
+
+            engine_fn = functools.partial(perceive_many, paths, tools=tools, **common)
+        else:
+            from tools.perceive_ray import perceive_ray
+
+            engine_fn = functools.partial(
+                perceive_ray, paths, make_tools=make_tools, plan=ray_plan, address=address,
+                **common,
+            )  # fmt: skip
+        summary = _run(len(paths), err, engine_fn)
     stdout = Console()
     stdout.print(_summary_table(summary))
     for r in summary.failed:
@@ -264,17 +313,10 @@ def perceive(
         raise typer.Exit(1)
 
 
-def _run(
-    paths: list[Path],
-    tools: list[PerceptionTool],
-    store: Any,
-    out: Path,
-    seconds: float | None,
-    shot_params: dict[str, Any] | None,
-    frame_size: int,
-    err: Console,
-) -> Any:
-    from tools.perceive import ProgressEvent, perceive_many
+def _run(count: int, err: Console, engine: Callable[..., Any]) -> Any:
+    """``engine(progress=...)`` (a perceive function with its arguments bound) under a progress
+    bar on ``err``; its summary."""
+    from tools.perceive import ProgressEvent
 
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -285,7 +327,7 @@ def _run(
         transient=True,
     )
     with bar:
-        videos_task = bar.add_task("videos", total=len(paths))
+        videos_task = bar.add_task("videos", total=count)
         segments_task = bar.add_task("segments", total=0)
 
         def on_progress(event: ProgressEvent) -> None:
@@ -298,17 +340,7 @@ def _run(
                 bar.advance(videos_task)
                 bar.update(videos_task, description=f"videos ({Path(event.path).name})")
 
-        return perceive_many(
-            paths,
-            tools=tools,
-            store=store,
-            out_dir=out,
-            seconds=seconds if seconds is not None else (None if shot_params else 2.0),
-            shots=shot_params is not None,
-            shot_params=shot_params,
-            frame_size=frame_size or None,
-            progress=on_progress,
-        )
+        return engine(progress=on_progress)
 
 
 @contextlib.contextmanager
