@@ -119,3 +119,40 @@ def test_localize_and_answer_choice_run_the_tasks_on_the_server(
     assert re.fullmatch(r"<seg_\d+> to <seg_\d+> \[\d+\.\d-\d+\.\d s\] for 'the door opens'", span)
     answer = box.run("answer_choice", {"question": "What is cut?", "options": ["bread", "wood"]})
     assert re.match(r"answer: [AB]\. (bread|wood) \(segments: ", answer)
+
+
+def test_over_several_videos_each_tool_takes_the_video_name(perceived: Perceived) -> None:
+    short = perceived.timeline.model_copy(update={"segments": perceived.timeline.segments[:2]})
+    context = ContextOptions(k=0, max_timeline_chars=400)
+    box = Toolbox(
+        {
+            "kitchen.mp4": VideoContext(timeline=perceived.timeline, context=context),
+            "garage.mp4": VideoContext(timeline=short, context=context),
+        }
+    )
+    for schema in box.schemas():
+        parameters = schema["function"]["parameters"]
+        assert parameters["properties"]["video"]["enum"] == ["kitchen.mp4", "garage.mp4"]
+        assert parameters["required"][0] == "video"
+    garage = box.run("timeline_overview", {"video": "garage.mp4"})
+    kitchen = box.run("timeline_overview", {"video": "kitchen.mp4"})
+    assert "<seg_1>" in garage and "<seg_2>" not in garage and "<seg_2>" in kitchen
+    last = perceived.timeline.segments[-1]
+    assert box.run("describe_moment", {"video": "kitchen.mp4", "time_s": last.start}).count(
+        last.token
+    )
+    with pytest.raises(ToolCallError, match=r"'kitchen\.mp4', 'garage\.mp4'.*got 'attic\.mp4'"):
+        box.run("timeline_overview", {"video": "attic.mp4"})
+    with pytest.raises(ToolCallError, match="got None"):
+        box.run("describe_moment", {"time_s": 1.0})
+    system = system_prompt(box)
+    assert "There are 2 videos" in system and "Video 'garage.mp4' (" in system
+    assert f"Video 'kitchen.mp4' ({perceived.timeline.video.duration:.1f}s" in system
+
+
+def test_one_video_has_no_video_argument(perceived: Perceived) -> None:
+    box = toolbox(perceived)
+    assert all(
+        "video" not in s["function"]["parameters"].get("properties", {}) for s in box.schemas()
+    )
+    assert "There are" not in system_prompt(box)

@@ -41,7 +41,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "query": "someone cuts an onion",
         "examples": [{"input": "door opens", "target": "<seg_1> <seg_2>"}],
     },
-    "chat_system.yaml": {"timeline": TIMELINE, "duration": "6.0s", "num_segments": 3},
+    "chat_system.yaml": {
+        "timeline": TIMELINE,
+        "duration": "6.0s",
+        "num_segments": 3,
+        "videos": ["v"],
+    },
 }
 
 

@@ -56,15 +56,34 @@ ChatEvent = TextChunk | ToolCallEvent | ToolResultEvent
 
 
 def system_prompt(toolbox: Toolbox, template: PromptTemplate | str | Path | None = None) -> str:
-    """The rendered system message of ``template`` (default ``chat_system``) for the video."""
+    """The rendered system message of ``template`` (default ``chat_system``) for the video(s).
+
+    Variables: ``duration``, ``num_segments`` and ``timeline`` (over several videos: their total
+    and one titled timeline per video, sharing the overview's character budget) and ``videos``
+    (the names).
+    """
     if not isinstance(template, PromptTemplate):
         template = load_prompt(template or "chat_system")
-    video = toolbox.video
-    options = video.context.model_copy(update={"max_timeline_chars": video.overview_chars})
+    videos = toolbox.videos
+    texts, duration, segments = [], 0.0, 0
+    for name, video in videos.items():
+        budget = video.overview_chars // len(videos)
+        options = video.context.model_copy(update={"max_timeline_chars": budget})
+        text = timeline_text(video.timeline, options).text
+        length = video.timeline.video.duration
+        count = len(video.timeline.segments)
+        texts.append(
+            f"Video {name!r} ({length:.1f}s, {count} segments):\n{text}"
+            if toolbox.several
+            else text
+        )
+        duration += length
+        segments += count
     variables = {
-        "duration": f"{video.timeline.video.duration:.1f}s",
-        "num_segments": len(video.timeline.segments),
-        "timeline": timeline_text(video.timeline, options).text,
+        "duration": f"{duration:.1f}s",
+        "num_segments": segments,
+        "timeline": "\n\n".join(texts),
+        "videos": list(videos),
     }
     messages = template.render(variables)
     return "\n\n".join(m.content for m in messages if m.role == "system")

@@ -217,29 +217,70 @@ ALL_TOOLS: tuple[ToolFn, ...] = (
 
 
 class Toolbox:
-    """The tools of one chat session over one video."""
+    """The tools of one chat session over one video, or over several named videos.
 
-    def __init__(self, video: VideoContext, tools: Sequence[ToolFn] = ALL_TOOLS) -> None:
-        self.video = video
+    Over several videos every tool takes one more argument, ``video``: one of the names (an enum in
+    the schema the model sees), and runs on that video.
+    """
+
+    def __init__(
+        self,
+        video: VideoContext | Mapping[str, VideoContext],
+        tools: Sequence[ToolFn] = ALL_TOOLS,
+    ) -> None:
+        videos = dict(video) if isinstance(video, Mapping) else {"video": video}
+        if not videos:
+            raise ValueError("Toolbox needs at least one video")
+        self.videos: dict[str, VideoContext] = videos
         self.tools = {t.name: t for t in (Tool.from_function(fn) for fn in tools)}
 
+    @property
+    def video(self) -> VideoContext:
+        """The (first) video."""
+        return next(iter(self.videos.values()))
+
+    @property
+    def several(self) -> bool:
+        """True when the tools choose among several videos."""
+        return len(self.videos) > 1
+
     def schemas(self) -> list[dict[str, Any]]:
-        return [tool.schema() for tool in self.tools.values()]
+        schemas = [tool.schema() for tool in self.tools.values()]
+        if self.several:
+            for schema in schemas:
+                parameters = schema["function"]["parameters"]
+                parameters.setdefault("properties", {})["video"] = {
+                    "type": "string",
+                    "enum": list(self.videos),
+                    "description": "Which video",
+                }
+                parameters["required"] = ["video", *parameters.get("required", [])]
+        return schemas
 
     def run(self, name: str, arguments: Mapping[str, Any] | None) -> str:
         """Validate ``arguments`` and run tool ``name``; :class:`ToolCallError` if it cannot."""
         tool = self.tools.get(name)
         if tool is None:
             raise ToolCallError(f"unknown tool {name!r}; the tools are: {', '.join(self.tools)}")
+        values = dict(arguments or {})
+        video = self.video
+        if self.several:
+            which = values.pop("video", None)
+            if which not in self.videos:
+                raise ToolCallError(
+                    f"invalid arguments for {name}: video: must be one of "
+                    f"{', '.join(map(repr, self.videos))} (got {which!r})"
+                )
+            video = self.videos[which]
         try:
-            args = tool.args.model_validate(dict(arguments or {}))
+            args = tool.args.model_validate(values)
         except ValidationError as err:
             detail = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in err.errors()
             )
             raise ToolCallError(f"invalid arguments for {name}: {detail}") from None
         try:
-            return tool.fn(self.video, args)
+            return tool.fn(video, args)
         except ToolCallError:
             raise
         except (VidagentError, ValueError, KeyError) as err:
