@@ -84,6 +84,16 @@ def serve(
     max_rounds: Annotated[
         int, typer.Option("--max-rounds", min=0, help="Tool-call rounds per answer.")
     ] = 4,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            "--tools",
+            help="Comma-separated tools the agent may use (default: all of "
+            "timeline_overview, describe_moment, find_moments, actions_between, localize, "
+            "answer_choice); fewer tools leave more context to a small model.",
+            show_default=False,
+        ),
+    ] = None,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Longest model reply (tokens).")
     ] = 1024,
@@ -125,6 +135,16 @@ def serve(
         from agent.prompting import load_prompt
 
         load_prompt(prompt)  # a broken prompt file is reported now, not at the first question
+    tool_names = [t.strip() for t in (tools or "").split(",") if t.strip()] or None
+    if tool_names:
+        from agent.chat import ALL_TOOLS
+
+        known = [fn.__name__ for fn in ALL_TOOLS]
+        for name in tool_names:
+            if name not in known:
+                raise ConfigError(
+                    f"--tools: unknown tool {name!r}; the tools are: {', '.join(known)}"
+                )
     api_key = (api_key or "").strip() or None
     config = ServeConfig(
         data_dir=(data_dir or load_settings().home / "web").resolve(),
@@ -137,6 +157,7 @@ def serve(
         k=k,
         max_timeline_chars=max_timeline_chars,
         prompt=prompt,
+        tools=tool_names,
     )
     backend = ServedBackend(
         llm_url=list(llm_url),

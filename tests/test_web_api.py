@@ -28,12 +28,14 @@ class ScriptedModel(BaseChatModel):
 
     replies: list[Any]
     sent: list[list[BaseMessage]] = Field(default_factory=list)
+    bound: list[tuple[list[str], Any]] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
         return "scripted"
 
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        self.bound.append(([t["function"]["name"] for t in tools], tool_choice))
         return self
 
     def _generate(self, messages: Any, stop: Any = None, **kwargs: Any) -> ChatResult:
@@ -264,7 +266,13 @@ def test_a_chat_turn_streams_tool_calls_results_text_and_done(
         tool_call("describe_moment", {"time_s": 3.0, "window_s": 1.0}),
         text("At ", "<seg_1>."),
     ]
-    client = make_client(tmp_path, replies=replies, max_rounds=1)
+    client = make_client(
+        tmp_path,
+        replies=replies,
+        max_rounds=1,
+        tool_choice="required",
+        tools=["describe_moment", "timeline_overview"],
+    )
     video_id = perceived_video(client, h264_video.path.read_bytes())
     session = client.post("/api/sessions", json={"video_id": video_id}).json()
     reply = client.post(f"/api/sessions/{session['id']}/messages", json={"text": "What at 3 s?"})
@@ -280,6 +288,7 @@ def test_a_chat_turn_streams_tool_calls_results_text_and_done(
     assert "".join(d["text"] for n, d in got if n == "text") == "At <seg_1>."
     assert got[-1][1] == {"chunks": 2, "turns": 1}
     model = client.backend.model  # type: ignore[attr-defined]
+    assert model.bound == [(["describe_moment", "timeline_overview"], "required")]
     assert "What at 3 s?" in [m.content for m in model.sent[0]]
     assert model.sent[1][-1].content == got[1][1]["content"]  # the tool result went back
 

@@ -100,7 +100,7 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         timelines.close()
-        backend.close()
+        await anyio.to_thread.run_sync(backend.close)  # may run its own event loop
 
     app = FastAPI(
         title="vidagent",

@@ -23,6 +23,7 @@ class ServeConfig(BaseModel):
     k: int = Field(default=4, ge=0, description="In-context examples of the task tools")
     max_timeline_chars: int = Field(default=4000, ge=40)
     prompt: Path | None = Field(default=None, description="System prompt template (YAML)")
+    tools: list[str] | None = Field(default=None, description="The chat's tools (None: all)")
 
     @property
     def max_upload_bytes(self) -> int:

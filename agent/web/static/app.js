@@ -242,7 +242,7 @@ function addTool(call) {
                                                    : JSON.stringify(call.arguments);
   const name = document.createElement("span");
   name.className = "name";
-  name.textContent = `🔧 ${call.name}(${args.length > 120 ? args.slice(0, 117) + "…" : args})`;
+  name.textContent = `tool ${call.name}(${args.length > 120 ? args.slice(0, 117) + "…" : args})`;
   el.append(name);
   $("messages").append(el);
   return el;
