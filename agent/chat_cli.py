@@ -8,6 +8,7 @@ have no tool calling, so there is no fallback to them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,7 +29,6 @@ from agent.task_cli import (
     PromptOpt,
     SecondsOpt,
     TaxonomyOpt,
-    VideoArg,
 )
 from agent.tasks.context import DEFAULT_LLM_MODEL, ContextOptions
 from tools.captioner import DEFAULT_CAPTIONER
@@ -55,12 +55,14 @@ def served_chat_model(llm_url: list[str], llm_model: str, temperature: float) ->
 
 
 def build_toolbox(deps: Deps, context: ContextOptions) -> Toolbox:
-    """The chat tools over one perceived video (``context.max_timeline_chars``: overview size)."""
+    """The chat tools over the perceived video, or over each of a folder's videos by name
+    (``context.max_timeline_chars``: overview size)."""
     from agent.chat import Toolbox, VideoContext
 
-    return Toolbox(
-        VideoContext(
-            timeline=deps.timeline,
+    timelines = deps.timelines or {"video": deps.timeline}
+    contexts = {
+        name: VideoContext(
+            timeline=timeline,
             llm=deps.llm,
             store=deps.store,
             query_embedder=deps.query_embedder,
@@ -69,11 +71,15 @@ def build_toolbox(deps: Deps, context: ContextOptions) -> Toolbox:
             context=context,
             overview_chars=context.max_timeline_chars,
         )
-    )
+        for name, timeline in timelines.items()
+    }
+    return Toolbox(contexts)
 
 
 def chat(
-    video: VideoArg,
+    video: Annotated[
+        Path, typer.Argument(help="A video file, or a folder of videos (chat about all of them).")
+    ],
     llm_url: LLMUrlOpt = None,
     llm_model: LLMModelOpt = DEFAULT_LLM_MODEL,
     bank: BankOpt = None,
@@ -93,7 +99,8 @@ def chat(
         float, typer.Option("--temperature", min=0.0, help="Sampling temperature of the chat.")
     ] = 0.0,
 ) -> None:
-    """Chat about a video: an agent that looks things up with tools and cites segments."""
+    """Chat about a video (or every video in a folder): an agent that looks things up with tools
+    and cites segments. The first run perceives the video(s); later runs reuse the cache."""
     from agent.chat import ChatAgent, system_prompt
     from agent.chat.repl import enable_line_history, run_repl
     from agent.prompting import load_prompt
@@ -115,13 +122,19 @@ def chat(
         taxonomy=taxonomy,
         seconds=seconds,
         device=device,
+        folder=True,
     )
     context = ContextOptions(k=k, max_timeline_chars=max_timeline_chars)
     toolbox = build_toolbox(deps, context)
     agent = ChatAgent(
         model, toolbox, system=system_prompt(toolbox, template), max_rounds=max_rounds
     )
-    timeline = timeline_text(deps.timeline, context).text
+    timeline = "\n\n".join(
+        f"{name}:\n{timeline_text(t, context).text}"
+        if len(deps.timelines) > 1
+        else timeline_text(t, context).text
+        for name, t in deps.timelines.items()
+    )
     enable_line_history()
     try:
         code = run_repl(agent, Console(), timeline=timeline)

@@ -10,7 +10,7 @@ prints the result (``--json``: the whole result with its run record). Errors are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,6 +77,8 @@ class Deps:
     bank: Any
     query_embedder: Any
     text_embedder: Any
+    timelines: dict[str, Any] = field(default_factory=dict)
+    """Every perceived video by name (a folder's: relative path); ``timeline`` is the first."""
 
 
 def build_llm(urls: list[str] | None, model: str, cache_dir: Path | None = None) -> Any:
@@ -105,8 +107,8 @@ def check_model_available(model: str) -> None:
     load_pretrained(AutoConfig.from_pretrained, model)
 
 
-def perceive_video(
-    video: Path,
+def perceive_videos(
+    videos: list[Path],
     *,
     captioner: str,
     captioner_url: str | None,
@@ -115,8 +117,8 @@ def perceive_video(
     seconds: float,
     device: str,
     store: Any,
-) -> tuple[Any, Any]:
-    """``(timeline, segment embedder)`` of ``video`` (cached in the store)."""
+) -> tuple[list[Any], Any]:
+    """``(timelines, segment embedder)`` of ``videos`` (cached in the store; models load once)."""
     from agent.cli import quiet_native_stderr
     from agent.perceive_cli import build_tools
     from tools.perceive import perceive
@@ -141,14 +143,22 @@ def perceive_video(
         device=device,
         dtype="auto",
     )
-    if not video.is_file():
-        from agent.errors import VideoNotFoundError
+    timelines = []
+    for video in videos:
+        if not video.is_file():
+            from agent.errors import VideoNotFoundError
 
-        raise VideoNotFoundError(video, "no such file")
-    with quiet_native_stderr():
-        timeline = perceive(video, tools=tools, store=store, seconds=seconds)
+            raise VideoNotFoundError(video, "no such file")
+        with quiet_native_stderr():
+            timelines.append(perceive(video, tools=tools, store=store, seconds=seconds))
     query_embedder = next(t for t in tools if t.name == "embedder")
-    return timeline, query_embedder
+    return timelines, query_embedder
+
+
+def perceive_video(video: Path, **options: Any) -> tuple[Any, Any]:
+    """``(timeline, segment embedder)`` of one video; options of :func:`perceive_videos`."""
+    timelines, query_embedder = perceive_videos([video], **options)
+    return timelines[0], query_embedder
 
 
 def build_deps(
@@ -163,28 +173,30 @@ def build_deps(
     taxonomy: Path | None,
     seconds: float,
     device: str,
+    folder: bool = False,
 ) -> Deps:
+    """Probe the video (``folder``: or every video under a folder), load the LLM, the example
+    bank and the text embedder, then perceive (cached): bad input fails before any model loads."""
     from agent.cli import quiet_native_stderr
+    from agent.perceive_cli import find_videos
     from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
     from agent.settings import load_settings
     from agent.store import PerceptionStore
     from tools.video import probe_video
 
+    videos = find_videos(None, video) if folder and video.is_dir() else [video]
     with quiet_native_stderr():  # a missing or broken video is the first thing to report
-        probe_video(video, verify=True)
+        for path in videos:
+            probe_video(path, verify=True)
     if bank is not None and not bank.is_dir():
         raise ConfigError(f"--bank {bank}: not a directory")
     settings = load_settings()
     llm = build_llm(llm_url, llm_model)  # a missing LLM fails before perception runs
     store = PerceptionStore(settings.store_dir)
     text_embedder = SentenceTransformerEmbedder()
-    example_bank = None
-    if bank is not None:
-        if not bank.is_dir():
-            raise ConfigError(f"--bank {bank}: not a directory")
-        example_bank = ExampleBank.load(bank, text_embedder)
-    timeline, query_embedder = perceive_video(
-        video,
+    example_bank = None if bank is None else ExampleBank.load(bank, text_embedder)
+    timelines, query_embedder = perceive_videos(
+        videos,
         captioner=captioner,
         captioner_url=captioner_url,
         embedder=embedder,
@@ -193,7 +205,16 @@ def build_deps(
         device=device,
         store=store,
     )
-    return Deps(timeline, store, llm, example_bank, query_embedder, text_embedder)
+    names = [str(p.relative_to(video)) if p != video else p.name for p in videos]
+    return Deps(
+        timelines[0],
+        store,
+        llm,
+        example_bank,
+        query_embedder,
+        text_embedder,
+        timelines=dict(zip(names, timelines, strict=True)),
+    )
 
 
 def _prompt(path: Path | None) -> Any:

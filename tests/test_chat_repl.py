@@ -1,18 +1,23 @@
-"""The terminal chat's line history file and the user's own system prompt."""
+"""The terminal chat: its line history file, the user's own system prompt, a folder of videos."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import typer
+from llm_support import tiny_model_dir, vllm_url
 from test_tasks_support import Perceived, perceived
+from typer.testing import CliRunner
 
 from agent.chat import Toolbox, VideoContext, system_prompt
 from agent.chat.repl import enable_line_history, save_line_history
 from agent.errors import VidagentError
 from agent.tasks import ContextOptions
+from tools.synth import SyntheticVideo
 
-__all__ = ["perceived"]
+__all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
 readline = pytest.importorskip("readline")
 
@@ -75,3 +80,38 @@ def test_a_prompt_with_an_unknown_variable_names_it(perceived: Perceived, tmp_pa
     own.write_text("name: bad\nsystem: 'Video of {{ speaker }}'\n")
     with pytest.raises(VidagentError, match="speaker"):
         system_prompt(_box(perceived), own)
+
+
+@pytest.mark.vllm
+def test_chat_over_a_folder_of_videos_on_the_server(
+    perceived: Perceived,
+    vllm_url: str,
+    h264_video: SyntheticVideo,
+    multi_cut_video: SyntheticVideo,
+    tmp_path: Path,
+) -> None:
+    from agent.chat_cli import chat
+
+    folder = tmp_path / "clips"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copy(h264_video.path, folder / "kitchen.mp4")
+    shutil.copy(multi_cut_video.path, folder / "day2" / "garage.mp4")
+    app = typer.Typer()
+    app.command("chat")(chat)
+    app.command("other")(lambda: None)
+    models = ["--captioner", perceived.models["blip"], "--embedder", perceived.models["clip"]]
+    args = [
+        "chat",
+        str(folder),
+        "--llm-url",
+        vllm_url,
+        "--max-rounds",
+        "1",
+        "--max-timeline-chars",
+        "600",
+        *models,
+    ]
+    result = CliRunner().invoke(app, args, input="/timeline\nWhat happens?\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert "day2/garage.mp4:\n" in result.output and "kitchen.mp4:\n" in result.output
+    assert "error:" not in result.output
