@@ -311,3 +311,77 @@ def test_a_failed_turn_is_an_error_event_and_the_session_goes_on(
     empty = client.post(f"/api/sessions/{sid}/messages", json={"text": ""})
     assert empty.status_code == 422
     assert client.post("/api/sessions/nope/messages", json={"text": "x"}).status_code == 404
+
+
+def test_a_videos_folder_is_offered_read_only_and_a_failed_perception_can_be_retried(
+    tmp_path: Path, h264_video: SyntheticVideo
+) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(h264_video.path.read_bytes())
+    (folder / "readme.txt").write_text("not listed")
+    client = make_client(tmp_path, videos_dir=folder)
+    (video,) = client.get("/api/videos").json()
+    assert (video["name"], video["source"]) == ("clip.mp4", "folder")
+    assert client.get(video["media_url"]).content == h264_video.path.read_bytes()
+    backend = client.backend  # type: ignore[attr-defined]
+    real = backend.perceive
+    backend.perceive = lambda path: (_ for _ in ()).throw(RuntimeError("captioner crashed"))
+    state = client.post(f"/api/videos/{video['id']}/timeline").json()
+    while state["status"] in ("pending", "running"):
+        time.sleep(0.02)
+        state = client.get(f"/api/videos/{video['id']}/timeline").json()
+    assert state == {**state, "status": "error", "error": "captioner crashed", "segments": []}
+    backend.perceive = real
+    client.post(f"/api/videos/{video['id']}/timeline")
+    deadline = time.monotonic() + 30
+    while state["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = client.get(f"/api/videos/{video['id']}/timeline").json()
+    assert len(state["segments"]) == 4 and sorted(p.name for p in folder.iterdir()) == [
+        "clip.mp4",
+        "readme.txt",
+    ]
+
+
+def serve_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
+    import typer
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from agent.serve_cli import serve
+
+    ran: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
+    app = typer.Typer()
+    app.command("serve")(serve)
+    app.command("other")(lambda: None)
+    return CliRunner().invoke(app, ["serve", *args]), ran
+
+
+def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.errors import ConfigError
+
+    monkeypatch.delenv("VIDAGENT_API_KEY", raising=False)
+    result, ran = serve_cli([], monkeypatch)
+    assert isinstance(result.exception, ConfigError) and "needs --llm-url" in str(result.exception)
+    base = ["--llm-url", "http://127.0.0.1:9/v1", "--data-dir", str(tmp_path / "d")]
+    result, _ = serve_cli([*base, "--tools", "timeline_overview,rm"], monkeypatch)
+    assert isinstance(result.exception, ConfigError) and "unknown tool 'rm'" in str(
+        result.exception
+    )
+    result, ran = serve_cli(base, monkeypatch)
+    assert result.exit_code == 0 and (ran["host"], ran["port"]) == ("127.0.0.1", 8000)
+    assert "warning" not in result.output
+    result, ran = serve_cli([*base, "--host", "0.0.0.0", "--port", "8123"], monkeypatch)
+    assert "warning: listening on 0.0.0.0 without an API key" in result.output
+    assert TestClient(ran["app"]).get("/api/server").json()["auth_required"] is False
+    monkeypatch.setenv("VIDAGENT_API_KEY", KEY)
+    result, ran = serve_cli([*base, "--host", "0.0.0.0"], monkeypatch)
+    assert "warning" not in result.output
+    client = TestClient(ran["app"])
+    assert client.get("/api/server").json()["auth_required"] is True
+    assert client.get("/api/videos").status_code == 401
+    assert client.get("/api/videos", headers={"X-API-Key": KEY}).json() == []

@@ -1,9 +1,10 @@
 """``vidagent serve`` end to end in a real headless Chromium (Debian's, driven by Playwright).
 
 The server runs as a subprocess with tiny random perception models and the real vLLM test server
-(tool calling on, ``--tool-choice required`` so the first round calls a tool). The test uploads a
-video through the page, waits for the timeline, asks a question, checks the answer streams in and
-finishes, clicks a timestamp link and checks the player seeked there, and saves a screenshot
+(tool calling on, ``--tool-choice required`` so the first round calls a tool) and an API key. The
+test gives the key when the page asks, uploads a non-video (error shown) and a video through the
+page, waits for the timeline, asks a question, checks the answer streams in and finishes, clicks a
+timestamp link and checks the player seeked there, and saves a screenshot
 (``$VIDAGENT_TEST_ARTIFACTS``, default ``test-artifacts/``). Without Chromium or the vLLM venv it is
 skipped locally and fails under ``CI=true``.
 """
@@ -38,6 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+KEY = "browser-test-key"
+
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
@@ -51,6 +54,18 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("VIDAGENT_TEST_ARTIFACTS") or REPO / "test-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Chromium's path, checked before the server starts."""
+    if shutil.which(CHROMIUM) is None:
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or VIDAGENT_CHROMIUM)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    return CHROMIUM
 
 
 @pytest.fixture
@@ -88,6 +103,8 @@ def server(vllm_url: str, tmp_path: Path) -> Iterator[str]:
         "48",
         "--max-timeline-chars",
         "600",
+        "--api-key",
+        KEY,
     ]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
@@ -118,22 +135,21 @@ def server(vllm_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
-    server: str, h264_video: SyntheticVideo, tmp_path: Path
+    chromium: str, server: str, h264_video: SyntheticVideo, tmp_path: Path
 ) -> None:
-    if shutil.which(CHROMIUM) is None:
-        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or VIDAGENT_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        prompts: list[str] = []
+        page.on("dialog", lambda d: (prompts.append(d.message), d.accept(KEY)))
         try:
             page.goto(server)
+            page.wait_for_function("localStorage.getItem('vidagent.apiKey') !== null")
+            assert prompts == ["This server needs an API key:"]
             notes = tmp_path / "notes.mp4"
             notes.write_text("not a video\n" * 50)
             page.set_input_files("#upload-input", str(notes))
@@ -147,6 +163,7 @@ def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
             assert tokens == ["<seg_0>", "<seg_1>", "<seg_2>", "<seg_3>"]
             assert page.locator("#video-select").input_value() != ""
             page.wait_for_function("document.querySelector('video').readyState >= 1")
+            # The media URL carries the key (?key=): the player could load it.
             assert page.evaluate("document.querySelector('video').duration") > 7.9
 
             # Record the answer's length at every DOM change: streamed text grows in steps.
