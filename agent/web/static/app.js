@@ -178,6 +178,7 @@ async function openVideo(id) {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ video_id: id }),
   });
+  if (!state.video || state.video.id !== token) return;
   state.session = session.id;
   setChatEnabled(true);
   setStatus(`${state.video.name}: ${tl.segments.length} segments`);
