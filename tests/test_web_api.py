@@ -385,3 +385,33 @@ def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key
     assert client.get("/api/server").json()["auth_required"] is True
     assert client.get("/api/videos").status_code == 401
     assert client.get("/api/videos", headers={"X-API-Key": KEY}).json() == []
+
+
+def test_one_turn_at_a_time_per_session(tmp_path: Path, h264_video: SyntheticVideo) -> None:
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> Iterator[AIMessageChunk]:
+        started.set()
+        release.wait(10)
+        yield AIMessageChunk(content="done")
+
+    client = make_client(tmp_path, replies=[slow(), text("second")], max_rounds=0)
+    video_id = perceived_video(client, h264_video.path.read_bytes())
+    sid = client.post("/api/sessions", json={"video_id": video_id}).json()["id"]
+    first: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: first.append(
+            client.post(f"/api/sessions/{sid}/messages", json={"text": "One?"})
+        )
+    )
+    worker.start()
+    assert started.wait(10)
+    busy = client.post(f"/api/sessions/{sid}/messages", json={"text": "Two?"})
+    assert busy.status_code == 409 and "still answering" in busy.json()["detail"]
+    release.set()
+    worker.join(10)
+    assert [n for n, _ in events(first[0])] == ["text", "done"]
+    after = events(client.post(f"/api/sessions/{sid}/messages", json={"text": "Three?"}))
+    assert after == [("text", {"text": "second"}), ("done", {"chunks": 1, "turns": 2})]
