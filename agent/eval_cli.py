@@ -182,6 +182,7 @@ def run(
         f"{summary['succeeded']}/{summary['samples']} ok, {summary['failed']} failed; "
         f"report: {out / 'report.md'}"
     )
+    _echo_replicas(llm)
     if limit_failures is not None and summary["failed"] > limit_failures:
         raise EvalError(out, f"{summary['failed']} samples failed (limit {limit_failures})")
 
@@ -201,6 +202,15 @@ def _llm(config: Any, max_retries: int, timeout_s: float, no_cache: bool) -> Any
     if not urls and model:
         check_model_available(model)
     return build_backend(llm_config)
+
+
+def _echo_replicas(llm: Any) -> None:
+    """One line per server when there are several: how the requests were spread."""
+    stats = getattr(llm.backend, "stats", None)
+    replicas = stats() if stats is not None else []
+    if len(replicas) > 1:
+        for r in replicas:
+            typer.echo(f"replica {r.url}: {r.sent} requests, {r.failed} failed")
 
 
 def _bank(directory: Path | None) -> Any:

@@ -7,8 +7,11 @@
   last try, :class:`LLMConnectionError` / :class:`LLMTimeoutError` name the URL(s) and the cause.
   Other 4xx raise :class:`LLMRequestError` at once.
 - Several URLs are load-balanced: each try goes to the replica with the fewest outstanding
-  requests. A replica that refuses connections is skipped for ``cooldown_s`` and the request fails
-  over to the others at once, without spending a retry.
+  requests. A replica that refuses connections or answers 5xx is taken out and the request fails
+  over to the others at once, without spending a retry (least-outstanding balancing would
+  otherwise send ever more traffic to a replica that fails fast). It stays out for ``cooldown_s``,
+  doubled on each outage in a row up to ``max_cooldown_s``; then a single request probes it
+  (others keep away while the probe is in flight) and one success brings it back.
 - Structured output goes in ``extra_body={"structured_outputs": {...}}``. The old ``guided_*``
   fields are silently ignored by current vLLM and are never sent.
 - The model defaults to the first one ``GET /v1/models`` lists.
@@ -87,6 +90,11 @@ class _Replica:
         self.outstanding = 0
         self.peak_outstanding = 0
         self.down_until = 0.0
+        self.strikes = 0  # outages in a row; 0 once it answers again
+
+    def usable(self, now: float) -> bool:
+        """Not cooling down, and not being probed by another request after an outage."""
+        return self.down_until <= now and not (self.strikes and self.outstanding)
 
 
 class _Clients:
@@ -119,9 +127,11 @@ class OpenAIBackend:
         retry: RetryPolicy | None = None,
         max_connections: int = 64,
         cooldown_s: float = 2.0,
+        max_cooldown_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
             raise ValueError("OpenAIBackend needs at least one base URL")
@@ -132,6 +142,8 @@ class OpenAIBackend:
         self.retry = retry or RetryPolicy()
         self.max_connections = max_connections
         self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self._clock = clock
         self._transport = transport
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -218,8 +230,8 @@ class OpenAIBackend:
         return await self._with_retries(call)
 
     def _pick(self, avoid: set[_Replica]) -> _Replica:
-        now = time.monotonic()
-        pool = [r for r in self._replicas if r not in avoid and r.down_until <= now]
+        now = self._clock()
+        pool = [r for r in self._replicas if r not in avoid and r.usable(now)]
         pool = pool or [r for r in self._replicas if r not in avoid] or self._replicas
         return min(pool, key=lambda r: (r.outstanding, r.sent))
 
@@ -237,9 +249,12 @@ class OpenAIBackend:
             replica.outstanding += 1
             replica.peak_outstanding = max(replica.peak_outstanding, replica.outstanding)
             try:
-                return await asyncio.wait_for(call(clients.per_url[replica.url]), self.timeout_s)
+                result = await asyncio.wait_for(call(clients.per_url[replica.url]), self.timeout_s)
             except (openai.OpenAIError, asyncio.TimeoutError, ValidationError) as exc:
                 failure = exc
+            else:
+                replica.strikes, replica.down_until = 0, 0.0
+                return result
             finally:
                 replica.outstanding -= 1
             replica.failed += 1
@@ -253,8 +268,8 @@ class OpenAIBackend:
                     f"LLM server at {replica.url} sent an unusable response: {failure}"
                 ) from failure
             tried.add(replica)
-            if kind == "connection":
-                replica.down_until = time.monotonic() + self.cooldown_s
+            if kind == "connection" or _server_error(failure):
+                self._take_out(replica)
                 if len(tried) < len(self._replicas):
                     continue  # fail over to another replica at once
             if retries >= self.retry.max_retries:
@@ -265,6 +280,15 @@ class OpenAIBackend:
             retries += 1
             if len(tried) == len(self._replicas):
                 tried.clear()
+
+    def _take_out(self, replica: _Replica) -> None:
+        """Cool ``replica`` down; a new outage (not another failure of one in progress) doubles
+        the cool-down."""
+        now = self._clock()
+        if replica.down_until <= now:
+            replica.strikes += 1
+        wait = self.cooldown_s * 2.0 ** (replica.strikes - 1)
+        replica.down_until = now + min(self.max_cooldown_s, wait)
 
     async def close(self) -> None:
         """Close the HTTP pool (only if it belongs to the running loop; else it is dropped)."""
@@ -277,3 +301,8 @@ class OpenAIBackend:
             running = None
         if clients.loop is running:
             await clients.http.aclose()
+
+
+def _server_error(exc: BaseException) -> bool:
+    """A 5xx answer: the replica is broken (engine dead, gateway failing), not the request."""
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
