@@ -39,6 +39,49 @@ if TYPE_CHECKING:
 
     from agent.chat import Toolbox
 
+ToolChoiceOpt = Annotated[
+    str,
+    typer.Option(
+        "--tool-choice",
+        help="auto: the model decides; required: every tool round must call a tool "
+        "(helps small models; the answer comes after --max-rounds rounds).",
+    ),
+]
+ToolsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tools",
+        help="Comma-separated tools the agent may use (default: all of "
+        "timeline_overview, describe_moment, find_moments, actions_between, localize, "
+        "answer_choice); fewer tools leave more context to a small model.",
+        show_default=False,
+    ),
+]
+MaxRoundsOpt = Annotated[
+    int, typer.Option("--max-rounds", min=0, help="Tool-call rounds per answer.")
+]
+MaxTokensOpt = Annotated[
+    int, typer.Option("--max-tokens", min=1, help="Longest model reply (tokens).")
+]
+TemperatureOpt = Annotated[
+    float, typer.Option("--temperature", min=0.0, help="Sampling temperature of the chat.")
+]
+
+
+def tool_options(tool_choice: str, tools: str | None) -> list[str] | None:
+    """Check ``--tool-choice`` and ``--tools``; the tool names in the order given (None: all)."""
+    from agent.chat import ALL_TOOLS
+
+    if tool_choice not in ("auto", "required"):
+        raise ConfigError(f"--tool-choice {tool_choice!r}: choose 'auto' or 'required'")
+    names = [t.strip() for t in (tools or "").split(",") if t.strip()] or None
+    known = [fn.__name__ for fn in ALL_TOOLS]
+    for name in names or []:
+        if name not in known:
+            raise ConfigError(f"--tools: unknown tool {name!r}; the tools are: {', '.join(known)}")
+    return names
+
+
 NO_URL = (
     "vidagent chat needs --llm-url URL: the agent calls tools, which needs a served vLLM started "
     "with --enable-auto-tool-choice --tool-call-parser hermes (the in-process backends cannot)"
@@ -54,10 +97,10 @@ def served_chat_model(llm_url: list[str], llm_model: str, temperature: float) ->
     return make_chat_model(LLMConfig(urls=list(llm_url), model=served, temperature=temperature))
 
 
-def build_toolbox(deps: Deps, context: ContextOptions) -> Toolbox:
-    """The chat tools over the perceived video, or over each of a folder's videos by name
-    (``context.max_timeline_chars``: overview size)."""
-    from agent.chat import Toolbox, VideoContext
+def build_toolbox(deps: Deps, context: ContextOptions, tools: list[str] | None = None) -> Toolbox:
+    """The chat tools (``tools``: these, in this order; None: all) over the perceived video, or
+    over each of a folder's videos by name (``context.max_timeline_chars``: overview size)."""
+    from agent.chat import ALL_TOOLS, Toolbox, VideoContext
 
     timelines = deps.timelines or {"video": deps.timeline}
     contexts = {
@@ -73,7 +116,9 @@ def build_toolbox(deps: Deps, context: ContextOptions) -> Toolbox:
         )
         for name, timeline in timelines.items()
     }
-    return Toolbox(contexts)
+    by_name = {fn.__name__: fn for fn in ALL_TOOLS}
+    chosen = [by_name[n] for n in tools] if tools else list(ALL_TOOLS)
+    return Toolbox(contexts, chosen)
 
 
 def chat(
@@ -92,12 +137,11 @@ def chat(
     seconds: SecondsOpt = 2.0,
     device: DeviceOpt = "auto",
     max_timeline_chars: MaxCharsOpt = 4000,
-    max_rounds: Annotated[
-        int, typer.Option("--max-rounds", min=0, help="Tool-call rounds per answer.")
-    ] = 4,
-    temperature: Annotated[
-        float, typer.Option("--temperature", min=0.0, help="Sampling temperature of the chat.")
-    ] = 0.0,
+    max_rounds: MaxRoundsOpt = 4,
+    tool_choice: ToolChoiceOpt = "auto",
+    tools: ToolsOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
+    temperature: TemperatureOpt = 0.0,
 ) -> None:
     """Chat about a video (or every video in a folder): an agent that looks things up with tools
     and cites segments. The first run perceives the video(s); later runs reuse the cache."""
@@ -109,6 +153,7 @@ def chat(
 
     if not llm_url:
         raise ConfigError(NO_URL)
+    tool_names = tool_options(tool_choice, tools)
     template = load_prompt(prompt) if prompt is not None else None
     model = served_chat_model(llm_url, llm_model, temperature)
     deps = build_deps(
@@ -125,9 +170,14 @@ def chat(
         folder=True,
     )
     context = ContextOptions(k=k, max_timeline_chars=max_timeline_chars)
-    toolbox = build_toolbox(deps, context)
+    toolbox = build_toolbox(deps, context, tool_names)
     agent = ChatAgent(
-        model, toolbox, system=system_prompt(toolbox, template), max_rounds=max_rounds
+        model,
+        toolbox,
+        system=system_prompt(toolbox, template),
+        max_rounds=max_rounds,
+        max_tokens=max_tokens,
+        tool_choice=None if tool_choice == "auto" else tool_choice,
     )
     timeline = "\n\n".join(
         f"{name}:\n{timeline_text(t, context).text}"
@@ -144,4 +194,15 @@ def chat(
         raise typer.Exit(code)
 
 
-__all__ = ["NO_URL", "build_toolbox", "chat", "served_chat_model"]
+__all__ = [
+    "NO_URL",
+    "MaxRoundsOpt",
+    "MaxTokensOpt",
+    "TemperatureOpt",
+    "ToolChoiceOpt",
+    "ToolsOpt",
+    "build_toolbox",
+    "chat",
+    "served_chat_model",
+    "tool_options",
+]

@@ -15,7 +15,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agent.chat_cli import NO_URL
+from agent.chat_cli import (
+    NO_URL,
+    MaxRoundsOpt,
+    MaxTokensOpt,
+    TemperatureOpt,
+    ToolChoiceOpt,
+    ToolsOpt,
+    tool_options,
+)
 from agent.errors import ConfigError
 from agent.task_cli import (
     BankOpt,
@@ -73,33 +81,11 @@ def serve(
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted (MB).")
     ] = 500.0,
-    tool_choice: Annotated[
-        str,
-        typer.Option(
-            "--tool-choice",
-            help="auto: the model decides; required: every tool round must call a tool "
-            "(helps small models; the answer comes after --max-rounds rounds).",
-        ),
-    ] = "auto",
-    max_rounds: Annotated[
-        int, typer.Option("--max-rounds", min=0, help="Tool-call rounds per answer.")
-    ] = 4,
-    tools: Annotated[
-        str | None,
-        typer.Option(
-            "--tools",
-            help="Comma-separated tools the agent may use (default: all of "
-            "timeline_overview, describe_moment, find_moments, actions_between, localize, "
-            "answer_choice); fewer tools leave more context to a small model.",
-            show_default=False,
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int, typer.Option("--max-tokens", min=1, help="Longest model reply (tokens).")
-    ] = 1024,
-    temperature: Annotated[
-        float, typer.Option("--temperature", min=0.0, help="Sampling temperature of the chat.")
-    ] = 0.0,
+    tool_choice: ToolChoiceOpt = "auto",
+    max_rounds: MaxRoundsOpt = 4,
+    tools: ToolsOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
+    temperature: TemperatureOpt = 0.0,
     llm_model: LLMModelOpt = DEFAULT_LLM_MODEL,
     bank: BankOpt = None,
     k: KOpt = 4,
@@ -125,8 +111,7 @@ def serve(
 
     if not llm_url:
         raise ConfigError(NO_URL.replace("vidagent chat", "vidagent serve"))
-    if tool_choice not in ("auto", "required"):
-        raise ConfigError(f"--tool-choice {tool_choice!r}: choose 'auto' or 'required'")
+    tool_names = tool_options(tool_choice, tools)
     if videos is not None and not videos.is_dir():
         raise ConfigError(f"--videos {videos}: not a directory")
     if bank is not None and not bank.is_dir():
@@ -135,16 +120,6 @@ def serve(
         from agent.prompting import load_prompt
 
         load_prompt(prompt)  # a broken prompt file is reported now, not at the first question
-    tool_names = [t.strip() for t in (tools or "").split(",") if t.strip()] or None
-    if tool_names:
-        from agent.chat import ALL_TOOLS
-
-        known = [fn.__name__ for fn in ALL_TOOLS]
-        for name in tool_names:
-            if name not in known:
-                raise ConfigError(
-                    f"--tools: unknown tool {name!r}; the tools are: {', '.join(known)}"
-                )
     api_key = (api_key or "").strip() or None
     config = ServeConfig(
         data_dir=(data_dir or load_settings().home / "web").resolve(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -109,9 +111,26 @@ def test_chat_over_a_folder_of_videos_on_the_server(
         "1",
         "--max-timeline-chars",
         "600",
+        *("--tools", "timeline_overview", "--tool-choice", "required", "--max-tokens", "200"),
         *models,
     ]
     result = CliRunner().invoke(app, args, input="/timeline\nWhat happens?\n/quit\n")
     assert result.exit_code == 0, result.output
     assert "day2/garage.mp4:\n" in result.output and "kitchen.mp4:\n" in result.output
     assert "error:" not in result.output
+    # required tool choice: the server's guided JSON picks one of the two videos by name
+    call = re.search(r"> timeline_overview\((.*)\)", result.output)
+    assert call and json.loads(call.group(1))["video"] in ("kitchen.mp4", "day2/garage.mp4")
+
+
+def test_tool_options_are_checked_before_anything_loads() -> None:
+    from agent.chat_cli import tool_options
+
+    assert tool_options("auto", None) is None
+    assert tool_options("required", " find_moments, localize ") == ["find_moments", "localize"]
+    with pytest.raises(VidagentError, match="--tool-choice 'maybe'"):
+        tool_options("maybe", None)
+    with pytest.raises(
+        VidagentError, match="unknown tool 'nope'; the tools are: timeline_overview"
+    ):
+        tool_options("auto", "find_moments,nope")

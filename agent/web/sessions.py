@@ -145,9 +145,7 @@ class Sessions:
 
             config = self.config
             context = ContextOptions(k=config.k, max_timeline_chars=config.max_timeline_chars)
-            toolbox = build_toolbox(session.deps, context)
-            if config.tools:  # names checked by the CLI; keep the order given
-                toolbox.tools = {n: toolbox.tools[n] for n in config.tools if n in toolbox.tools}
+            toolbox = build_toolbox(session.deps, context, config.tools)
             template = load_prompt(config.prompt) if config.prompt is not None else None
             session.agent = ChatAgent(
                 self.backend.chat_model(),
