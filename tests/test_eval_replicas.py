@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from agent.eval_cli import app
 from agent.llm import LLMClient, RetryPolicy
+from agent.llm.errors import LLMConnectionError
 from agent.llm.openai_backend import OpenAIBackend, normalize_url
 from agent.llm.server import VLLMServer
 from agent.llm.types import LLMRequest
@@ -59,11 +60,11 @@ def host_port(url: str) -> str:
     return f"{parsed.host}:{parsed.port}"
 
 
-def reply(text: str) -> httpx.Response:
+def reply(text: str, finish: str = "stop") -> httpx.Response:
     return httpx.Response(200, json={
         "id": "c", "object": "chat.completion", "created": 0, "model": "tiny",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
+                     "finish_reason": finish}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     })  # fmt: skip
 
@@ -85,6 +86,27 @@ def test_a_replica_answering_5xx_is_taken_out_without_spending_retries() -> None
     broken, up = backend.stats()
     assert (broken.sent, broken.failed) == (1, 1)  # tried once, then out for the cool-down
     assert (up.sent, up.failed) == (10, 0)
+
+
+def test_an_aborted_answer_of_a_stopping_server_fails_over() -> None:
+    # vLLM answers 200 with finish_reason "abort" and the partial text for requests in flight
+    # when it receives SIGTERM: that text is no answer
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "stopping.test":
+            return reply("A par", finish="abort")
+        return reply("up")
+
+    backend = OpenAIBackend(["http://stopping.test", "http://up.test"], model="tiny",
+                            retry=RetryPolicy(max_retries=0),
+                            transport=httpx.MockTransport(handler))  # fmt: skip
+    assert [ask(backend) for _ in range(4)] == ["up"] * 4
+    stopping, up = backend.stats()
+    assert (stopping.sent, stopping.failed, up.sent) == (1, 1, 4)
+    single = OpenAIBackend(["http://stopping.test"], model="tiny",
+                           transport=httpx.MockTransport(handler),
+                           retry=RetryPolicy(max_retries=1, base_delay_s=0.0))  # fmt: skip
+    with pytest.raises(LLMConnectionError, match="aborted the request"):
+        ask(single)
 
 
 def test_cooldown_doubles_per_outage_and_one_answer_brings_the_replica_back() -> None:

@@ -216,6 +216,16 @@ def test_cli_engine_ray_and_its_error_lines(
     bad = CliRunner().invoke(app, [*args, "--engine", "spark"])
     assert isinstance(bad.exception, ConfigError) and "'spark'" in str(bad.exception)
 
+    from agent.llm.server import free_port
+
+    for address, message in [
+        (f"127.0.0.1:{free_port()}", "cannot connect to Ray"),
+        ("headnode", "expected auto, HOST:PORT or ray://HOST:PORT"),
+    ]:
+        failed = CliRunner().invoke(app, [*args, "--engine", "ray", "--address", address])
+        assert isinstance(failed.exception, ConfigError), failed.output
+        assert f"--address {address}: {message}" in str(failed.exception)
+
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'vidagent\[ray\]'"):
         connect(None)

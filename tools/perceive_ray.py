@@ -68,6 +68,8 @@ def connect(address: str | None) -> Any:
         import ray.data  # the Data library is the part we need
     except ImportError:
         raise MissingDependencyError("ray[data]", "--engine ray", extra="ray") from None
+    if address and address != "auto":
+        _check_reachable(address)
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -77,6 +79,23 @@ def connect(address: str | None) -> Any:
                 f"--address {where}: cannot connect to Ray ({_first_line(exc)})"
             ) from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on a wrong ``HOST:PORT`` (``ray.init`` would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5.0):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--address {address}: cannot connect to Ray ({_first_line(exc)}); start the head "
+            "with `ray start --head` and pass HOST:PORT, auto or ray://HOST:10001"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -72,6 +72,18 @@ def chat_kwargs(request: LLMRequest, model: str) -> dict[str, Any]:
     return kwargs
 
 
+class ReplicaAbortedError(openai.APIConnectionError):
+    """The server answered 200 with ``finish_reason="abort"``: vLLM does that for the requests in
+    flight when it shuts down (SIGTERM) or its engine fails. The partial text is not an answer;
+    the try counts as a lost connection, so the replica is taken out and the request fails over."""
+
+    def __init__(self, base_url: str) -> None:
+        url = f"{base_url.rstrip('/')}/chat/completions"
+        # openai>=3 is typed for httpx2 but works with httpx requests (as for its client above)
+        request: Any = httpx.Request("POST", url)
+        super().__init__(message=f"{url}: the server aborted the request", request=request)
+
+
 class ReplicaStats(LLMRecord):
     """Counters of one base URL: HTTP tries sent and failed, requests in flight now and at most."""
 
@@ -216,6 +228,8 @@ class OpenAIBackend:
         async def call(client: openai.AsyncOpenAI) -> LLMResponse:
             completion = await client.chat.completions.create(**kwargs)
             choices = sorted(completion.choices, key=lambda c: c.index)
+            if any(c.finish_reason == "abort" for c in choices):
+                raise ReplicaAbortedError(str(client.base_url))
             usage = completion.usage
             return LLMResponse(
                 texts=[c.message.content or "" for c in choices],
