@@ -1,6 +1,6 @@
 """``vidagent chat VIDEO``: talk about a video with a tool-using agent in the terminal.
 
-Perception uses the options and defaults of ``vidagent ask`` (:func:`agent.task_cli.build_deps`).
+Perception uses the options and defaults of ``vidagent ask`` (:func:`agent.deps.build_deps`).
 Tool calling needs a served LLM: a vLLM OpenAI-compatible server started with
 ``--enable-auto-tool-choice --tool-call-parser hermes`` (``--llm-url``); the in-process backends
 have no tool calling, so there is no fallback to them.
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from agent.deps import Deps
 from agent.errors import ConfigError
 from agent.task_cli import (
     BankOpt,
     CaptionerOpt,
     CaptionerUrlOpt,
-    Deps,
     DeviceOpt,
     EmbedderOpt,
     KOpt,
@@ -147,8 +147,8 @@ def chat(
     and cites segments. The first run perceives the video(s); later runs reuse the cache."""
     from agent.chat import ChatAgent, system_prompt
     from agent.chat.repl import enable_line_history, run_repl
+    from agent.deps import build_deps
     from agent.prompting import load_prompt
-    from agent.task_cli import build_deps
     from agent.tasks.context import timeline_text
 
     if not llm_url:

@@ -188,8 +188,8 @@ def run(
 
 
 def _llm(config: Any, max_retries: int, timeout_s: float, no_cache: bool) -> Any:
+    from agent.deps import check_model_available
     from agent.llm.config import LLMConfig, build_backend
-    from agent.task_cli import check_model_available
 
     cfg = config  # RunConfig
     urls = list(getattr(cfg, "llm_urls", []))
@@ -236,9 +236,9 @@ def _video_source(directory: Path, config: Any, taxonomy: Path | None, device: s
     action recognizer labels segments with the benchmark's own taxonomy."""
     import threading
 
+    from agent.deps import perceive_video
     from agent.settings import load_settings
     from agent.store import PerceptionStore
-    from agent.task_cli import perceive_video
     from evals.common import EvalError
 
     if not directory.is_dir():

@@ -12,8 +12,9 @@ from llm_support import tiny_model_dir
 from test_tasks_support import Perceived, perceived
 from typer.testing import CliRunner
 
+from agent.deps import build_llm
 from agent.errors import VidagentError
-from agent.task_cli import anticipate, ask, build_llm, demo, localize
+from agent.task_cli import anticipate, ask, demo, localize
 from tools.synth import SyntheticVideo
 
 __all__ = ["perceived", "tiny_model_dir"]

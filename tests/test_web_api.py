@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from agent.task_cli import Deps
+from agent.deps import Deps
 from agent.web import ServeConfig, create_app
 from tools.synth import SyntheticVideo
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
-    from agent.task_cli import Deps
+    from agent.deps import Deps
 
 
 class Backend(Protocol):
@@ -53,10 +53,10 @@ class ServedBackend:
         """Built once, on first use: the task LLM client, store, text embedder, example bank."""
         with self._lock:
             if not self._shared:
+                from agent.deps import build_llm
                 from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
                 from agent.settings import load_settings
                 from agent.store import PerceptionStore
-                from agent.task_cli import build_llm
 
                 text_embedder = SentenceTransformerEmbedder()
                 self._shared = {
@@ -70,7 +70,7 @@ class ServedBackend:
             return self._shared
 
     def perceive(self, path: Path) -> Deps:
-        from agent.task_cli import Deps, perceive_video
+        from agent.deps import Deps, perceive_video
 
         shared = self._deps()
         timeline, query_embedder = perceive_video(

@@ -23,7 +23,7 @@ from agent.web.config import SegmentOut, ServeConfig, TimelineOut, TimelineStatu
 
 if TYPE_CHECKING:
     from agent.chat import ChatAgent
-    from agent.task_cli import Deps
+    from agent.deps import Deps
     from agent.web.backend import Backend
 
 log = logging.getLogger("vidagent.web")
