@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import tools.perceive_ray
 from agent.errors import ConfigError, MissingDependencyError
 from agent.perceive_cli import build_tools, perceive
 from agent.store import PerceptionStore
@@ -124,6 +125,7 @@ def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     videos: list[Path],
     local_timelines: dict[str, Any],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = PerceptionStore(tmp_path / "store")
     events: list[str] = []
@@ -136,9 +138,13 @@ def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     assert read_timelines(tmp_path / "out") == local_timelines
     assert events.count("video") == 3 and events.count("planned") == 3
 
-    # a second run finds everything in the store: finished on the driver, no Ray dataset
+    # a second run finds everything in the store: finished on the driver, Ray is not even asked
+    def no_ray(address: str | None) -> None:
+        raise AssertionError("Ray was used for cached videos")
+
+    monkeypatch.setattr(tools.perceive_ray, "connect", no_ray)
     again = perceive_ray(videos, make_tools=make_tools, store=store, out_dir=tmp_path / "again",
-                         plan=plan, address="unreachable:1")  # fmt: skip
+                         plan=plan)  # fmt: skip
     assert [r.status for r in again.results] == ["cached"] * 3
     assert read_timelines(tmp_path / "again") == local_timelines
 

@@ -52,7 +52,7 @@ from tools.perceive_records import (
 ToolFactory = Callable[..., list[PerceptionTool]]
 """Builds the tools from ``store=``; must be picklable (a module-level function or a partial)."""
 
-__all__ = ["RayPerceiveError", "RayPlan", "ToolFactory", "connect", "perceive_ray"]
+__all__ = ["RayPerceiveError", "RayPlan", "ToolFactory", "check_address", "connect", "perceive_ray"]
 
 
 class RayPerceiveError(VidagentError):
@@ -69,7 +69,7 @@ def connect(address: str | None) -> Any:
     except ImportError:
         raise MissingDependencyError("ray[data]", "--engine ray", extra="ray") from None
     if address and address != "auto":
-        _check_reachable(address)
+        check_address(address)
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -81,8 +81,9 @@ def connect(address: str | None) -> Any:
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds on a wrong ``HOST:PORT`` (``ray.init`` would retry for minutes)."""
+def check_address(address: str) -> None:
+    """Fail in seconds on a wrong ``HOST:PORT`` or ``ray://HOST:PORT`` (``ray.init`` would retry
+    for minutes)."""
     import socket
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -278,6 +279,8 @@ def perceive_ray(
     timelines and summary. ``address``: see :func:`connect`."""
     started = time.perf_counter()
     plan = plan or RayPlan()
+    if address and address != "auto":
+        check_address(address)  # before planning, which may take long on many videos
     files = [Path(p) for p in paths]
     out = Path(out_dir) if out_dir is not None else None
     names = output_names(files)
