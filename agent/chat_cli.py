@@ -113,6 +113,7 @@ def build_toolbox(deps: Deps, context: ContextOptions, tools: list[str] | None =
             bank=deps.bank,
             context=context,
             overview_chars=context.max_timeline_chars,
+            captioner=deps.captioner,
         )
         for name, timeline in timelines.items()
     }

@@ -28,6 +28,8 @@ class Deps:
     text_embedder: Any
     timelines: dict[str, Any] = field(default_factory=dict)
     """Every perceived video by name (a folder's: relative path); ``timeline`` is the first."""
+    captioner: Any = None
+    """The perception captioner (for the chat's finer captions on demand)."""
 
 
 def build_llm(urls: list[str] | None, model: str, cache_dir: Path | None = None) -> Any:
@@ -66,8 +68,10 @@ def perceive_videos(
     seconds: float,
     device: str,
     store: Any,
-) -> tuple[list[Any], Any]:
-    """``(timelines, segment embedder)`` of ``videos`` (cached in the store; models load once)."""
+) -> tuple[list[Any], dict[str, Any]]:
+    """``(timelines, perception tools by name)`` of ``videos`` (cached in the store; models load
+    once): the tools include ``embedder`` (segment embeddings, also for text queries) and
+    ``captioner`` or ``captioner.served``."""
     from agent.cli import quiet_native_stderr
     from agent.perceive_cli import build_tools
     from tools.perceive import perceive
@@ -100,14 +104,18 @@ def perceive_videos(
             raise VideoNotFoundError(video, "no such file")
         with quiet_native_stderr():
             timelines.append(perceive(video, tools=tools, store=store, seconds=seconds))
-    query_embedder = next(t for t in tools if t.name == "embedder")
-    return timelines, query_embedder
+    return timelines, {t.name: t for t in tools}
 
 
 def perceive_video(video: Path, **options: Any) -> tuple[Any, Any]:
     """``(timeline, segment embedder)`` of one video; options of :func:`perceive_videos`."""
-    timelines, query_embedder = perceive_videos([video], **options)
-    return timelines[0], query_embedder
+    timelines, tools = perceive_videos([video], **options)
+    return timelines[0], tools["embedder"]
+
+
+def captioner_of(tools: dict[str, Any]) -> Any:
+    """The captioner among :func:`perceive_videos`' tools (in process or served), or None."""
+    return tools.get("captioner") or tools.get("captioner.served")
 
 
 def build_deps(
@@ -144,7 +152,7 @@ def build_deps(
     store = PerceptionStore(settings.store_dir)
     text_embedder = SentenceTransformerEmbedder()
     example_bank = None if bank is None else ExampleBank.load(bank, text_embedder)
-    timelines, query_embedder = perceive_videos(
+    timelines, tools = perceive_videos(
         videos,
         captioner=captioner,
         captioner_url=captioner_url,
@@ -160,7 +168,8 @@ def build_deps(
         store,
         llm,
         example_bank,
-        query_embedder,
+        tools["embedder"],
         text_embedder,
         timelines=dict(zip(names, timelines, strict=True)),
+        captioner=captioner_of(tools),
     )

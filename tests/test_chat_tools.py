@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -156,3 +157,41 @@ def test_one_video_has_no_video_argument(perceived: Perceived) -> None:
         "video" not in s["function"]["parameters"].get("properties", {}) for s in box.schemas()
     )
     assert "There are" not in system_prompt(box)
+
+
+def test_describe_moment_fine_recaptions_the_window_and_caches_it(
+    perceived: Perceived, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    video = VideoContext(
+        timeline=perceived.timeline, store=perceived.store, captioner=perceived.captioner
+    )
+    box = Toolbox(video)
+    text = box.run("describe_moment", {"time_s": 3.0, "window_s": 2.0, "fine": True})
+    coarse, fine = text.split("finer captions (every 0.5 s):\n")
+    assert "<seg_1>" in coarse
+    spans = [tuple(map(float, m)) for m in re.findall(r"^\[(\d+\.\d)-(\d+\.\d) s\] \S", fine, re.M)]
+    assert spans[0][0] == 2.0 and spans[-1][1] == 4.0 and len(spans) == len(fine.splitlines())
+    assert all(b - a <= 0.6 and b > a for a, b in spans) and len(spans) >= 3
+
+    def no_model(frames: object) -> None:
+        raise AssertionError("the second call must come from the store")
+
+    monkeypatch.setattr(perceived.captioner, "run", no_model)
+    assert box.run("describe_moment", {"time_s": 3.0, "window_s": 2.0, "fine": True}) == text
+
+
+def test_describe_moment_fine_without_a_captioner_is_an_error(perceived: Perceived) -> None:
+    with pytest.raises(ToolCallError, match="fine=true needs the captioner"):
+        toolbox(perceived).run("describe_moment", {"time_s": 1.0, "fine": True})
+
+
+def test_fine_segments_stay_inside_the_video_and_are_bounded(perceived: Perceived) -> None:
+    from tools.recaption import MAX_STEPS, fine_segments
+
+    info = perceived.timeline.video
+    steps = fine_segments(info, -3.0, info.duration + 5, 0.5)
+    assert steps[0].start_frame == 0 and steps[-1].end_frame == info.num_frames
+    assert all(a.end_frame == b.start_frame for a, b in itertools.pairwise(steps))
+    assert len(fine_segments(info, 0, info.duration, 1 / info.fps)) <= MAX_STEPS
+    tail = fine_segments(info, info.duration + 1, info.duration + 2, 0.5)
+    assert len(tail) == 1 and tail[0].end_frame == info.num_frames

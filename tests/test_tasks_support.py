@@ -37,6 +37,7 @@ class Perceived:
     text_embedder: Any
     bank: Any
     models: dict[str, str]
+    captioner: Any = None
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +55,18 @@ def perceived(tmp_path_factory: pytest.TempPathFactory, h264_video: SyntheticVid
         models = {k: str(build_tiny(k, root / "models")) for k in ("clip", "blip")}
         store = PerceptionStore(root / "store")
         embedder = SegmentEmbedder(EmbedderParams(model=models["clip"]))
+        captioner = Captioner(CaptionerParams(model=models["blip"], max_new_tokens=4))
         tools = [
-            Captioner(CaptionerParams(model=models["blip"], max_new_tokens=4)),
+            captioner,
             embedder,
             ActionRecognizer(ActionParams(model=models["clip"], top_k=2), store=store),
         ]
         timeline = perceive(h264_video.path, tools=tools, store=store)
         text_embedder = SentenceTransformerEmbedder()
         bank = ExampleBank.build([Example(**e) for e in EXAMPLES], text_embedder)
-        _SHARED["perceived"] = Perceived(timeline, store, embedder, text_embedder, bank, models)
+        _SHARED["perceived"] = Perceived(
+            timeline, store, embedder, text_embedder, bank, models, captioner
+        )
     return _SHARED["perceived"]  # type: ignore[no-any-return]
 
 

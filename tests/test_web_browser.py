@@ -1,7 +1,8 @@
 """``vidagent serve`` end to end in a real headless Chromium (Debian's, driven by Playwright).
 
 The server runs as a subprocess with tiny random perception models and the real vLLM test server
-(tool calling on, ``--tool-choice required`` so the first round calls a tool) and an API key. The
+(tool calling on, ``--tool-choice required`` so the first round calls a tool) behind a proxy that
+paces its streamed events as a real model's tokens are, and an API key. The
 test gives the key when the page asks, uploads a non-video (error shown) and a video through the
 page, waits for the timeline, asks a question, checks the answer streams in and finishes, clicks a
 timestamp link and checks the player seeked there, and saves a screenshot
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -68,8 +69,71 @@ def chromium() -> str:
     return CHROMIUM
 
 
+PACE_S = 0.05
+"""Delay between two streamed events of the paced LLM server (a real 7B model takes ~20-50 ms per
+token; the tiny test model has its short answer ready at once, so it would arrive in one read)."""
+
+
 @pytest.fixture
-def server(vllm_url: str, tmp_path: Path) -> Iterator[str]:
+def paced_llm(vllm_url: str) -> Iterator[str]:
+    """A proxy to the vLLM test server that sends each streamed event ``PACE_S`` apart."""
+    import asyncio
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response, StreamingResponse
+    from starlette.routing import Route
+
+    upstream = vllm_url.rstrip("/")
+    if upstream.endswith("/v1"):
+        upstream = upstream[: -len("/v1")]
+
+    async def forward(request: Request) -> Response:
+        client = httpx.AsyncClient(base_url=upstream, timeout=120)
+        sent = client.build_request(
+            request.method,
+            request.url.path,
+            params=request.query_params,
+            content=await request.body(),
+            headers={"content-type": request.headers.get("content-type", "application/json")},
+        )
+        reply = await client.send(sent, stream=True)
+        if not reply.headers.get("content-type", "").startswith("text/event-stream"):
+            body = await reply.aread()
+            await client.aclose()
+            kind = reply.headers.get("content-type")
+            return Response(body, status_code=reply.status_code, media_type=kind)
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for line in reply.aiter_lines():
+                    if line:
+                        yield f"{line}\n\n".encode()
+                        await asyncio.sleep(PACE_S)
+            finally:
+                await reply.aclose()
+                await client.aclose()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    proxy = uvicorn.Server(config)
+    thread = threading.Thread(target=proxy.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not proxy.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    proxy.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(paced_llm: str, tmp_path: Path) -> Iterator[str]:
     """``vidagent serve`` on a free port; yields its base URL, stops it afterwards."""
     from tools.tiny_models import build_tiny
 
@@ -86,7 +150,7 @@ def server(vllm_url: str, tmp_path: Path) -> Iterator[str]:
         "--data-dir",
         str(tmp_path / "data"),
         "--llm-url",
-        vllm_url,
+        paced_llm,
         "--captioner",
         models["blip"],
         "--embedder",

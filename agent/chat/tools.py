@@ -45,6 +45,8 @@ class VideoContext:
     bank: Any = None
     context: ContextOptions = field(default_factory=ContextOptions)
     overview_chars: int = 2000
+    captioner: Any = None
+    """The perception captioner, for finer captions on demand (None: not offered)."""
 
 
 LINE = RenderOptions(max_actions=2, action_scores=False)
@@ -72,15 +74,48 @@ def timeline_overview(video: VideoContext, args: NoArgs) -> str:
 class MomentArgs(ToolArgs):
     time_s: float = Field(ge=0, description="Time in seconds")
     window_s: float = Field(default=4.0, gt=0, le=120, description="Window around it, seconds")
+    fine: bool = Field(
+        default=False, description="Also re-caption the window every 0.5 s (slower, more detail)"
+    )
+
+
+FINE_STEP_S = 0.5
+FINE_WINDOW_S = 16.0
+"""Finer captions cover at most this much of the window, centred on ``time_s``."""
 
 
 def describe_moment(video: VideoContext, args: MomentArgs) -> str:
-    """Captions and actions of the segments around a time in seconds."""
+    """Captions and actions of the segments around a time in seconds; fine=true re-captions
+    the window at a finer rate."""
     low, high = args.time_s - args.window_s / 2, args.time_s + args.window_s / 2
     segments = [s for s in video.timeline.segments if s.end > low and s.start < high]
     if not segments:
         segments = [video.timeline.segment_at(args.time_s)]
-    return _lines(segments)
+    text = _lines(segments)
+    if args.fine:
+        text += "\n" + _finer(video, args.time_s, min(args.window_s, FINE_WINDOW_S))
+    return text
+
+
+def _finer(video: VideoContext, time_s: float, window_s: float) -> str:
+    from pathlib import Path
+
+    from tools.recaption import recaption
+
+    if video.captioner is None or video.store is None:
+        raise ToolCallError("describe_moment: fine=true needs the captioner, which is not loaded")
+    info = video.timeline.video
+    steps = recaption(
+        Path(info.path),
+        info,
+        time_s - window_s / 2,
+        time_s + window_s / 2,
+        captioner=video.captioner,
+        store=video.store,
+        step_s=FINE_STEP_S,
+    )
+    lines = [f"[{c.start:.1f}-{c.end:.1f} s] {'; '.join(c.texts)}" for c in steps]
+    return f"finer captions (every {FINE_STEP_S} s):\n" + "\n".join(lines)
 
 
 class FindArgs(ToolArgs):
@@ -187,7 +222,8 @@ class Tool:
         hints = get_type_hints(fn)
         args = hints["args"]
         doc = inspect.getdoc(fn) or fn.__name__
-        return cls(name=fn.__name__, description=doc.split("\n\n")[0], args=args, fn=fn)
+        description = " ".join(doc.split("\n\n")[0].split())
+        return cls(name=fn.__name__, description=description, args=args, fn=fn)
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI ``tools`` entry of this tool."""

@@ -70,11 +70,11 @@ class ServedBackend:
             return self._shared
 
     def perceive(self, path: Path) -> Deps:
-        from agent.deps import Deps, perceive_video
+        from agent.deps import Deps, captioner_of, perceive_videos
 
         shared = self._deps()
-        timeline, query_embedder = perceive_video(
-            path,
+        timelines, tools = perceive_videos(
+            [path],
             captioner=self.captioner,
             captioner_url=self.captioner_url,
             embedder=self.embedder,
@@ -84,12 +84,13 @@ class ServedBackend:
             store=shared["store"],
         )
         return Deps(
-            timeline,
+            timelines[0],
             shared["store"],
             shared["llm"],
             shared["bank"],
-            query_embedder,
+            tools["embedder"],
             shared["text_embedder"],
+            captioner=captioner_of(tools),
         )
 
     def chat_model(self) -> BaseChatModel:
