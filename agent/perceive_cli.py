@@ -1,9 +1,11 @@
 """``vidagent perceive``: run the perception tools over videos and write one timeline JSON each.
 
-A thin shell over :func:`tools.perceive.perceive_many`: it builds the tools from the options, opens
-the perception store from the settings, shows a progress bar on stderr, prints a summary table and
-exits with status 1 when any video failed (the others are still written). Bad options are one
-:class:`~agent.errors.ConfigError` line (status 2 through ``agent.cli.main``).
+A thin shell over :func:`tools.perceive.perceive_many` (or, with ``--engine ray``,
+:func:`tools.perceive_ray.perceive_ray`, which builds the tools in each Ray actor from the same
+options): it builds the tools from the options, opens the perception store from the settings,
+shows a progress bar on stderr, prints a summary table and exits with status 1 when any video
+failed (the others are still written). Bad options are one :class:`~agent.errors.ConfigError` line
+(status 2 through ``agent.cli.main``).
 """
 
 from __future__ import annotations

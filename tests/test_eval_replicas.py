@@ -11,6 +11,7 @@ import csv
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,15 +74,20 @@ def ask(backend: OpenAIBackend) -> str:
     return asyncio.run(backend.generate(LLMRequest.of("hi"))).text
 
 
+def mocked(hosts: list[str], handler: Any, **kwargs: Any) -> OpenAIBackend:
+    """A backend over ``http://<host>`` for each host, served by ``handler``, no retries."""
+    kwargs.setdefault("retry", RetryPolicy(max_retries=0))
+    urls = [f"http://{h}" for h in hosts]
+    return OpenAIBackend(urls, model="tiny", transport=httpx.MockTransport(handler), **kwargs)
+
+
 def test_a_replica_answering_5xx_is_taken_out_without_spending_retries() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "broken.test":  # HTTP server up, engine dead
             return httpx.Response(500, json={"message": "EngineDeadError"})
         return reply("up")
 
-    backend = OpenAIBackend(["http://broken.test", "http://up.test"], model="tiny",
-                            retry=RetryPolicy(max_retries=0),
-                            transport=httpx.MockTransport(handler))  # fmt: skip
+    backend = mocked(["broken.test", "up.test"], handler)
     assert [ask(backend) for _ in range(10)] == ["up"] * 10
     broken, up = backend.stats()
     assert (broken.sent, broken.failed) == (1, 1)  # tried once, then out for the cool-down
@@ -96,15 +102,11 @@ def test_an_aborted_answer_of_a_stopping_server_fails_over() -> None:
             return reply("A par", finish="abort")
         return reply("up")
 
-    backend = OpenAIBackend(["http://stopping.test", "http://up.test"], model="tiny",
-                            retry=RetryPolicy(max_retries=0),
-                            transport=httpx.MockTransport(handler))  # fmt: skip
+    backend = mocked(["stopping.test", "up.test"], handler)
     assert [ask(backend) for _ in range(4)] == ["up"] * 4
     stopping, up = backend.stats()
     assert (stopping.sent, stopping.failed, up.sent) == (1, 1, 4)
-    single = OpenAIBackend(["http://stopping.test"], model="tiny",
-                           transport=httpx.MockTransport(handler),
-                           retry=RetryPolicy(max_retries=1, base_delay_s=0.0))  # fmt: skip
+    single = mocked(["stopping.test"], handler, retry=RetryPolicy(max_retries=1, base_delay_s=0))
     with pytest.raises(LLMConnectionError, match="aborted the request"):
         ask(single)
 
@@ -118,14 +120,8 @@ def test_cooldown_doubles_per_outage_and_one_answer_brings_the_replica_back() ->
             raise httpx.ConnectError("connection refused", request=request)
         return reply(request.url.host)
 
-    backend = OpenAIBackend(
-        ["http://flaky.test", "http://up.test"],
-        model="tiny",
-        retry=RetryPolicy(max_retries=0),
-        cooldown_s=2.0,
-        max_cooldown_s=8.0,
-        transport=httpx.MockTransport(handler),
-        clock=lambda: now[0],
+    backend = mocked(
+        ["flaky.test", "up.test"], handler, cooldown_s=2.0, max_cooldown_s=8.0, clock=lambda: now[0]
     )
     probes = []
     for t in (0.0, 1.0, 2.5, 6.0, 7.0, 14.0, 15.5, 22.0, 23.6):

@@ -19,7 +19,7 @@ import tools.perceive_ray
 from agent.errors import ConfigError, MissingDependencyError
 from agent.perceive_cli import build_tools, perceive
 from agent.store import PerceptionStore
-from tools.perceive import perceive_many
+from tools.perceive import PerceiveSummary, perceive_many
 from tools.perceive_ray import RayPlan, connect, perceive_ray
 from tools.synth import SyntheticVideo
 from tools.tiny_models import build_tiny
@@ -119,6 +119,25 @@ def rigged_tools(
     return [Rigged(tools[0], mode, marker, bad_after_s), *tools[1:]]
 
 
+def run_rigged(
+    make_tools: Any,
+    videos: list[Path],
+    folder: Path,
+    *,
+    mode: str,
+    workers: int,
+    bad_after_s: float | None = None,
+) -> PerceiveSummary:
+    """A Ray run, one video per task, its first tool :class:`Rigged` (marker: folder/marker)."""
+    marker = str(folder / "marker")
+    factory = functools.partial(
+        rigged_tools, inner=make_tools, mode=mode, marker=marker, bad_after_s=bad_after_s
+    )
+    store = PerceptionStore(folder / "store")
+    plan = RayPlan(workers=workers, videos_per_task=1)
+    return perceive_ray(videos, make_tools=factory, store=store, out_dir=folder / "out", plan=plan)
+
+
 def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     ray_session: Any,
     make_tools: functools.partial[Any],
@@ -157,13 +176,8 @@ def test_a_killed_actor_loses_no_video(
     local_timelines: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    marker = tmp_path / "killed"
-    factory = functools.partial(rigged_tools, inner=make_tools, mode="kill", marker=str(marker))
-    store = PerceptionStore(tmp_path / "store")
-    plan = RayPlan(workers=2, videos_per_task=1)
-    summary = perceive_ray(
-        videos, make_tools=factory, store=store, out_dir=tmp_path / "out", plan=plan
-    )
+    summary = run_rigged(make_tools, videos, tmp_path, mode="kill", workers=2)
+    marker = tmp_path / "marker"
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # an actor died
     assert [r.status for r in summary.results] == ["ok"] * 3
     assert read_timelines(tmp_path / "out") == local_timelines
@@ -176,16 +190,9 @@ def test_a_failed_video_is_retried_once_then_reported(
     local_timelines: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    marker = tmp_path / "flaked"
-    factory = functools.partial(
-        rigged_tools, inner=make_tools, mode="flaky", marker=str(marker), bad_after_s=10.0
-    )  # the 12 s video always fails; the first video sent fails once
-    store = PerceptionStore(tmp_path / "store")
-    plan = RayPlan(workers=1, videos_per_task=1)
-    summary = perceive_ray(
-        videos, make_tools=factory, store=store, out_dir=tmp_path / "out", plan=plan
-    )
-    assert marker.exists()
+    # the 12 s video always fails; the first video sent fails once
+    summary = run_rigged(make_tools, videos, tmp_path, mode="flaky", workers=1, bad_after_s=10.0)
+    assert (tmp_path / "marker").exists()
     assert [r.status for r in summary.results] == ["ok", "ok", "failed"]
     assert summary.results[2].error == "RuntimeError: always bad"
     written = read_timelines(tmp_path / "out")
