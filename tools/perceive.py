@@ -58,11 +58,13 @@ __all__ = [
     "FATAL",
     "SHOTS_TOOL",
     "SHOTS_VERSION",
+    "Engine",
     "PerceiveSummary",
     "Progress",
     "ProgressEvent",
     "VideoResult",
     "VideoStatus",
+    "make_jobs",
     "output_names",
     "perceive",
     "perceive_many",
@@ -82,7 +84,12 @@ def _segments_digest(segments: Sequence[Segment]) -> str:
     return hashlib.sha256(json.dumps(bounds).encode()).hexdigest()[:32]
 
 
-class _Engine:
+class Engine:
+    """The pipeline over video jobs: :meth:`plan` (hash, segment, look up the store), batching
+    across videos, running the tools that missed, :meth:`finish` / :meth:`fail` per video.
+    :func:`perceive_many` runs it in process; :mod:`tools.perceive_ray` plans on the driver with
+    it and runs the rest on Ray actors."""
+
     def __init__(
         self,
         tools: Sequence[PerceptionTool],
@@ -322,6 +329,18 @@ class _Engine:
                 self.fail(job, RuntimeError("perception results incomplete"))
 
 
+def make_jobs(
+    paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str] | None
+) -> list[VideoJob]:
+    """One job per video, writing ``out_dir/<name>.json`` (names unique among the videos)."""
+    files = [Path(p) for p in paths]
+    out = Path(out_dir) if out_dir is not None else None
+    return [
+        VideoJob(p, out / name if out is not None else None)
+        for p, name in zip(files, output_names(files), strict=True)
+    ]
+
+
 def perceive_many(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -340,14 +359,8 @@ def perceive_many(
     (:class:`tools.segmenter.ShotParams` names). ``frame_size``: short side of decoded frames
     (None: native)."""
     started = time.perf_counter()
-    files = [Path(p) for p in paths]
-    out = Path(out_dir) if out_dir is not None else None
-    names = output_names(files)
-    jobs = [
-        VideoJob(p, out / name if out is not None else None)
-        for p, name in zip(files, names, strict=True)
-    ]
-    engine = _Engine(
+    jobs = make_jobs(paths, out_dir)
+    engine = Engine(
         tools,
         store,
         seconds=seconds,
@@ -376,7 +389,7 @@ def perceive(
 ) -> Timeline:
     """One video's timeline with every tool's results; raises the video's error if it fails."""
     job = VideoJob(Path(path), None, keep=True)
-    engine = _Engine(
+    engine = Engine(
         tools,
         store,
         seconds=seconds,

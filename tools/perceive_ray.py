@@ -2,7 +2,7 @@
 by a pool of model-holding actors through Ray Data.
 
 The driver plans every video exactly as the local engine does (content hash, segments, store keys:
-:class:`tools.perceive._Engine`), finishes at once the ones whose results are all in the store, and
+:class:`tools.perceive.Engine`), finishes at once the ones whose results are all in the store, and
 puts the rest in a Ray Dataset of ``(path, name)`` rows. ``map_batches`` sends batches of
 ``videos_per_task`` videos to an :class:`ray.data.ActorPoolStrategy` of ``workers`` actors; each
 actor builds the tools and loads their models once (``__init__``), then runs
@@ -38,14 +38,13 @@ from typing import Any
 
 from agent.errors import ConfigError, MissingDependencyError, VidagentError
 from tools.models import PerceptionTool
-from tools.perceive import FATAL, _Engine, perceive_many
+from tools.perceive import FATAL, Engine, make_jobs, perceive_many
 from tools.perceive_records import (
     PerceiveSummary,
     Progress,
     ProgressEvent,
     VideoJob,
     VideoResult,
-    output_names,
     write_json,
 )
 
@@ -201,7 +200,7 @@ class _Run:
             self.progress(ProgressEvent(kind, path, count, self.results.get(path)))
 
 
-def _plan(engine: _Engine, run: _Run) -> list[VideoJob]:
+def _plan(engine: Engine, run: _Run) -> list[VideoJob]:
     """Plan every video on the driver; finish the cached ones; return those left to compute."""
     todo: list[VideoJob] = []
     for job in run.jobs:
@@ -281,14 +280,8 @@ def perceive_ray(
     plan = plan or RayPlan()
     if address and address != "auto":
         check_address(address)  # before planning, which may take long on many videos
-    files = [Path(p) for p in paths]
-    out = Path(out_dir) if out_dir is not None else None
-    names = output_names(files)
-    jobs = [
-        VideoJob(p, out / name if out is not None else None)
-        for p, name in zip(files, names, strict=True)
-    ]
-    engine = _Engine(
+    jobs = make_jobs(paths, out_dir)
+    engine = Engine(
         make_tools(store=store),
         store,
         seconds=seconds,
