@@ -8,6 +8,7 @@ that cannot be reached) fails before any perception model loads.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,13 @@ def perceive_videos(
     seconds: float,
     device: str,
     store: Any,
+    progress: bool = False,
 ) -> tuple[list[Any], dict[str, Any]]:
     """``(timelines, perception tools by name)`` of ``videos`` (cached in the store; models load
     once): the tools include ``embedder`` (segment embeddings, also for text queries) and
-    ``captioner`` or ``captioner.served``."""
+    ``captioner`` or ``captioner.served``. ``progress``: a bar on stderr while they run."""
     from agent.cli import quiet_native_stderr
-    from agent.perceive_cli import build_tools
+    from agent.perceive_cli import build_tools, progress_bar, stderr_console
     from tools.perceive import perceive
 
     tools = build_tools(
@@ -96,14 +98,24 @@ def perceive_videos(
         device=device,
         dtype="auto",
     )
-    timelines = []
     for video in videos:
         if not video.is_file():
             from agent.errors import VideoNotFoundError
 
             raise VideoNotFoundError(video, "no such file")
-        with quiet_native_stderr():
-            timelines.append(perceive(video, tools=tools, store=store, seconds=seconds))
+    timelines = []
+    with contextlib.ExitStack() as stack:
+        on_progress = None
+        if progress:
+            err = stack.enter_context(stderr_console())
+            on_progress = stack.enter_context(progress_bar(len(videos), err))
+        else:
+            stack.enter_context(quiet_native_stderr())
+        for video in videos:
+            timeline = perceive(
+                video, tools=tools, store=store, seconds=seconds, progress=on_progress
+            )
+            timelines.append(timeline)
     return timelines, {t.name: t for t in tools}
 
 
@@ -161,6 +173,7 @@ def build_deps(
         seconds=seconds,
         device=device,
         store=store,
+        progress=True,
     )
     names = [str(p.relative_to(video)) if p != video else p.name for p in videos]
     return Deps(

@@ -278,7 +278,7 @@ def perceive(
 
         ray_plan = RayPlan(workers, videos_per_task, gpus_per_worker)
     tools = make_tools(store=store)  # validates the options before any video is touched
-    with _terminal() as err:
+    with stderr_console() as err:
         shot_params = {"max_seconds": max_shot_seconds or None} if shots else None
         common: dict[str, Any] = {
             "store": store,
@@ -318,6 +318,14 @@ def perceive(
 def _run(count: int, err: Console, engine: Callable[..., Any]) -> Any:
     """``engine(progress=...)`` (a perceive function with its arguments bound) under a progress
     bar on ``err``; its summary."""
+    with progress_bar(count, err) as on_progress:
+        return engine(progress=on_progress)
+
+
+@contextlib.contextmanager
+def progress_bar(count: int, err: Console) -> Iterator[Callable[[Any], None]]:
+    """A transient bar of ``count`` videos and their segments on ``err``; yields the perception
+    pipeline's ``progress`` callback."""
     from tools.perceive import ProgressEvent
 
     bar = Progress(
@@ -342,11 +350,11 @@ def _run(count: int, err: Console, engine: Callable[..., Any]) -> Any:
                 bar.advance(videos_task)
                 bar.update(videos_task, description=f"videos ({Path(event.path).name})")
 
-        return engine(progress=on_progress)
+        yield on_progress
 
 
 @contextlib.contextmanager
-def _terminal() -> Iterator[Console]:
+def stderr_console() -> Iterator[Console]:
     """A console on the real stderr while FFmpeg/decord noise on fd 2 goes to /dev/null (their
     message is in the recorded error already); the tools' log warnings (OOM halving) go to it."""
     from agent.cli import quiet_native_stderr

@@ -155,3 +155,28 @@ def test_captioner_url_selects_the_served_captioner(tmp_path: Path) -> None:
         "What happens?",
     )
     assert (params.frames_per_segment, params.max_tokens) == (4, 32)
+
+
+def test_progress_bar_counts_videos_and_segments(
+    h264_video: SyntheticVideo, tmp_path: Path
+) -> None:
+    """The bar `ask`/`chat` show while a video is perceived (rich draws only on a terminal)."""
+    import io
+
+    from rich.console import Console
+
+    from agent.perceive_cli import progress_bar
+    from agent.store import PerceptionStore
+    from tools.perceive import perceive
+
+    clip = build_tiny("clip", tmp_path / "models")
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    from tools.embedder import EmbedderParams, SegmentEmbedder
+
+    tools = [SegmentEmbedder(EmbedderParams(model=str(clip)))]
+    store = PerceptionStore(tmp_path / "store")
+    with progress_bar(1, console) as on_progress:
+        perceive(h264_video.path, tools=tools, store=store, progress=on_progress)
+    text = out.getvalue()
+    assert "videos (cut.mp4)" in text and "1/1" in text and "4/4" in text  # 4 segments, 1 tool
