@@ -9,6 +9,7 @@ that cannot be reached) fails before any perception model loads.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,12 @@ def perceive_videos(
     seconds: float,
     device: str,
     store: Any,
-    progress: bool = False,
+    progress: bool | Callable[[Any], None] = False,
 ) -> tuple[list[Any], dict[str, Any]]:
     """``(timelines, perception tools by name)`` of ``videos`` (cached in the store; models load
     once): the tools include ``embedder`` (segment embeddings, also for text queries) and
-    ``captioner`` or ``captioner.served``. ``progress``: a bar on stderr while they run."""
+    ``captioner`` or ``captioner.served``. ``progress``: True draws a bar on stderr while they
+    run; a function is given the pipeline's progress events instead."""
     from agent.cli import quiet_native_stderr
     from agent.perceive_cli import build_tools, progress_bar, stderr_console
     from tools.perceive import perceive
@@ -105,8 +107,8 @@ def perceive_videos(
             raise VideoNotFoundError(video, "no such file")
     timelines = []
     with contextlib.ExitStack() as stack:
-        on_progress = None
-        if progress:
+        on_progress = progress if callable(progress) else None
+        if progress is True:
             err = stack.enter_context(stderr_console())
             on_progress = stack.enter_context(progress_bar(len(videos), err))
         else:

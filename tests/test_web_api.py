@@ -67,7 +67,7 @@ class FakeBackend:
         self.model = ScriptedModel(replies=replies)
         self.perceived: list[Path] = []
 
-    def perceive(self, path: Path) -> Deps:
+    def perceive(self, path: Path, progress: Any = None) -> Deps:
         from agent.records import Caption
         from agent.store import PerceptionStore
         from tools.perceive import perceive
@@ -326,7 +326,9 @@ def test_a_videos_folder_is_offered_read_only_and_a_failed_perception_can_be_ret
     assert client.get(video["media_url"]).content == h264_video.path.read_bytes()
     backend = client.backend  # type: ignore[attr-defined]
     real = backend.perceive
-    backend.perceive = lambda path: (_ for _ in ()).throw(RuntimeError("captioner crashed"))
+    backend.perceive = lambda path, progress=None: (_ for _ in ()).throw(
+        RuntimeError("captioner crashed")
+    )
     state = client.post(f"/api/videos/{video['id']}/timeline").json()
     while state["status"] in ("pending", "running"):
         time.sleep(0.02)

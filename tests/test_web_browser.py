@@ -225,7 +225,11 @@ def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
             assert page.is_hidden("#upload-error")
             tokens = page.locator("#timeline .token").all_text_contents()
             assert tokens == ["<seg_0>", "<seg_1>", "<seg_2>", "<seg_3>"]
-            assert page.locator("#video-select").input_value() != ""
+            video_id = page.locator("#video-select").input_value()
+            state = httpx.get(
+                f"{server}/api/videos/{video_id}/timeline", headers={"X-API-Key": KEY}
+            ).json()  # the real perception reported its steps (4 segments x 3 tools)
+            assert state["status"] == "done" and state["steps_done"] == state["steps_total"] == 12
             page.wait_for_function("document.querySelector('video').readyState >= 1")
             # The media URL carries the key (?key=): the player could load it.
             assert page.evaluate("document.querySelector('video').duration") > 7.9

@@ -8,6 +8,7 @@ model; :class:`ServedBackend` is the real one, built by ``vidagent serve`` from 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,9 +19,14 @@ if TYPE_CHECKING:
     from agent.deps import Deps
 
 
+StepsDone = Callable[[int, int], None]
+"""``(done, total)`` perception steps (segments times tools) so far."""
+
+
 class Backend(Protocol):
-    def perceive(self, path: Path) -> Deps:
-        """The video's timeline and the tools' dependencies (blocking; runs in a worker)."""
+    def perceive(self, path: Path, progress: StepsDone | None = None) -> Deps:
+        """The video's timeline and the tools' dependencies (blocking; runs in a worker);
+        ``progress`` is told the steps done as they finish."""
         ...
 
     def chat_model(self) -> BaseChatModel:
@@ -69,10 +75,20 @@ class ServedBackend:
                 }
             return self._shared
 
-    def perceive(self, path: Path) -> Deps:
+    def perceive(self, path: Path, progress: StepsDone | None = None) -> Deps:
         from agent.deps import Deps, captioner_of, perceive_videos
 
         shared = self._deps()
+        steps = [0, 0]
+
+        def on_event(event: Any) -> None:
+            if event.kind == "planned":
+                steps[1] += event.count
+            elif event.kind == "segments":
+                steps[0] += event.count
+            if progress is not None:
+                progress(steps[0], steps[1])
+
         timelines, tools = perceive_videos(
             [path],
             captioner=self.captioner,
@@ -82,6 +98,7 @@ class ServedBackend:
             seconds=self.seconds,
             device=self.device,
             store=shared["store"],
+            progress=on_event,
         )
         return Deps(
             timelines[0],

@@ -77,6 +77,8 @@ class TimelineOut(Out):
     status: TimelineStatus = Field(description="idle: not asked for; done: segments are filled in")
     error: str | None = None
     elapsed_s: float | None = Field(default=None, description="Seconds since perception started")
+    steps_done: int = Field(default=0, description="Perception steps (segments x tools) done")
+    steps_total: int = Field(default=0, description="Steps to compute (0: not planned yet)")
     duration: float | None = None
     segments: list[SegmentOut] = Field(default_factory=list)
 

@@ -35,6 +35,8 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     error: str | None = None
     deps: Deps | None = None
+    steps: tuple[int, int] = (0, 0)
+    """Perception steps (segments times tools) done and planned; both 0 until planned."""
 
 
 class Timelines:
@@ -61,7 +63,7 @@ class Timelines:
     def _run(self, job: Job, path: Path) -> None:
         job.status, job.started = "running", time.monotonic()
         try:
-            job.deps = self.backend.perceive(path)
+            job.deps = self.backend.perceive(path, progress=lambda *s: setattr(job, "steps", s))
             job.status = "done"
         except Exception as err:
             log.exception("perception of %s failed", path)
@@ -81,6 +83,8 @@ class Timelines:
             status=job.status,
             error=job.error,
             elapsed_s=round(time.monotonic() - job.started, 1),
+            steps_done=job.steps[0],
+            steps_total=job.steps[1],
         )
         if job.deps is not None:
             timeline = job.deps.timeline

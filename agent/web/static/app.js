@@ -163,7 +163,8 @@ async function openVideo(id) {
   const token = id;
   let tl = await apiJson(`/videos/${id}/timeline`, { method: "POST" });
   while (tl.status === "pending" || tl.status === "running") {
-    $("timeline-state").textContent = `perceiving… ${tl.elapsed_s ?? 0} s`;
+    const steps = tl.steps_total ? `, ${tl.steps_done}/${tl.steps_total} steps` : "";
+    $("timeline-state").textContent = `perceiving… ${tl.elapsed_s ?? 0} s${steps}`;
     await new Promise((r) => setTimeout(r, 700));
     if (!state.video || state.video.id !== token) return;  // another video was picked
     tl = await apiJson(`/videos/${id}/timeline`);
