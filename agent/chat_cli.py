@@ -144,8 +144,11 @@ def chat(
     max_tokens: MaxTokensOpt = 1024,
     temperature: TemperatureOpt = 0.0,
 ) -> None:
-    """Chat about a video (or every video in a folder): an agent that looks things up with tools
-    and cites segments. The first run perceives the video(s); later runs reuse the cache."""
+    """Chat about a video (or a folder of videos) with an agent that uses tools and cites segments.
+
+    The first run perceives the video(s) with a progress bar; later runs reuse the cache. Commands:
+    /help, /timeline, /reset, /quit; Ctrl-C stops the current answer.
+    """
     from agent.chat import ChatAgent, system_prompt
     from agent.chat.repl import enable_line_history, run_repl
     from agent.deps import build_deps

@@ -161,7 +161,7 @@ def segments(
         Path | None, typer.Option("--out", "-o", help="Also write the timeline JSON here.")
     ] = None,
 ) -> None:
-    """Cut a video into a timeline of segments (<seg_N> tokens with [start, end] seconds).
+    """Cut a video into a timeline of segments (<seg_N> tokens with start and end seconds).
 
     Default: fixed 2 s windows. Shot detection results are cached by the video's content hash.
     """

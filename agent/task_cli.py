@@ -261,7 +261,7 @@ def localize(
     ] = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Find when something happens: prints [start, end] seconds and the segment tokens."""
+    """Find when something happens: prints the start and end seconds and the segment tokens."""
     from agent.tasks.localize import localize_query
 
     template = _prompt(prompt)
