@@ -47,6 +47,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "num_segments": 3,
         "videos": ["v"],
     },
+    "caption.yaml": {},
 }
 
 
@@ -66,7 +67,7 @@ def test_prompt_snapshot(name: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
+@pytest.mark.parametrize("name", sorted(n for n, v in SAMPLES.items() if v))
 def test_a_missing_variable_is_an_error(name: str) -> None:
     variables = dict(SAMPLES[name])
     variables.pop(sorted(variables)[-1])
@@ -98,3 +99,24 @@ def test_user_prompt_file_and_its_errors(tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_the_caption_instruction_comes_from_its_prompt_file_and_is_in_the_cache_key() -> None:
+    from tools.captioner import (
+        Captioner,
+        CaptionerParams,
+        ServedCaptioner,
+        ServedCaptionerParams,
+        default_caption_prompt,
+    )
+
+    shipped = load_prompt("caption").render({})[0].content.strip()
+    assert default_caption_prompt() == shipped and "frames of a short video clip" in shipped
+    served = ServedCaptioner(ServedCaptionerParams(model="vlm", base_url="http://x/v1"))
+    assert served.build_request([])["messages"][0]["content"][-1]["text"] == shipped
+    assert served.cache_params()["prompt"] == shipped
+    own = ServedCaptioner(ServedCaptionerParams(model="vlm", base_url="http://x/v1", prompt="Hi"))
+    assert own.cache_params()["prompt"] == "Hi"
+    local = Captioner(CaptionerParams(model="some/model"))
+    local._fingerprint = "fp"  # no hub lookup
+    assert local.cache_params()["prompt"] == shipped

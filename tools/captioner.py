@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import re
 import threading
@@ -47,10 +48,17 @@ from tools.models import (
 from tools.video import FrameBatch
 
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-large"
-DEFAULT_CHAT_PROMPT = (
-    "These images are frames of a short video clip, in order. "
-    "Describe what is happening in one sentence."
-)
+
+
+@functools.cache
+def default_caption_prompt() -> str:
+    """The instruction for chat VLMs when none is given: ``prompts/caption.yaml``'s user text."""
+    from agent.prompting import load_prompt
+
+    messages = load_prompt("caption").render({})
+    return "\n".join(m.content for m in messages if m.role == "user").strip()
+
+
 T = TypeVar("T")
 
 
@@ -62,7 +70,7 @@ class CaptionerParams(ModelParams):
     batch_size: int = Field(default=8, ge=1)
     prompt: str | None = Field(
         default=None,
-        description="Chat models: the instruction (None: DEFAULT_CHAT_PROMPT). "
+        description="Chat models: the instruction (None: prompts/caption.yaml). "
         "Image captioners: a caption prefix (None: unconditional).",
     )
     max_new_tokens: int = Field(default=40, ge=1, le=1024)
@@ -98,6 +106,7 @@ class Captioner:
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(p.model, p.revision, hasher=hasher)
         fields = p.cache_fields()
+        fields["prompt"] = p.prompt if p.prompt is not None else default_caption_prompt()
         fields["model"] = self._fingerprint
         fields["dtype"] = resolve_dtype(p.dtype, resolve_device(p.device))
         return fields
@@ -144,7 +153,7 @@ class Captioner:
     ) -> tuple[Any, str | None]:
         p = self.params
         if self._is_chat(lm):
-            prompt = p.prompt or DEFAULT_CHAT_PROMPT
+            prompt = p.prompt or default_caption_prompt()
             texts = []
             for g in groups:
                 content = [{"type": "image"} for _ in g] + [{"type": "text", "text": prompt}]
@@ -224,7 +233,7 @@ class ServedCaptionerParams(ToolParams):
     model: str = Field(min_length=1, description="The served model name")
     base_url: str = Field(min_length=1, description="e.g. http://localhost:8000/v1")
     api_key: str = "EMPTY"
-    prompt: str = DEFAULT_CHAT_PROMPT
+    prompt: str | None = Field(default=None, description="None: prompts/caption.yaml")
     frames_per_segment: int = Field(default=1, ge=1, le=64)
     max_tokens: int = Field(default=60, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
@@ -323,7 +332,9 @@ class ServedCaptioner:
         self._http_client_factory = http_client_factory
 
     def cache_params(self, hasher: Callable[[Path], str] | None = None) -> dict[str, Any]:
-        return self.params.cache_fields()
+        fields = self.params.cache_fields()
+        fields["prompt"] = self.params.prompt or default_caption_prompt()
+        return fields
 
     def setup(self) -> None:
         """Nothing to load: the server holds the model."""
@@ -338,7 +349,7 @@ class ServedCaptioner:
             }
             for f in frames
         ]
-        parts.append({"type": "text", "text": p.prompt})
+        parts.append({"type": "text", "text": p.prompt or default_caption_prompt()})
         request: dict[str, Any] = {
             "model": p.model,
             "messages": [{"role": "user", "content": parts}],
