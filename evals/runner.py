@@ -231,6 +231,7 @@ def run_samples(
     bar = _progress(progress, len(samples), finished_before)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vidagent-eval")
     pending: set[Future[SampleResult]] = set()
+    ready: list[Future[SampleResult]] = []  # finished, not yet saved
     queue = iter(todo)
     try:
         with bar:
@@ -241,7 +242,9 @@ def run_samples(
                     break
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
+                ready = list(finished)
+                while ready:
+                    future = ready.pop(0)
                     result = future.result()
                     append_result(path, result, lock)
                     done[result.key] = result
@@ -252,10 +255,11 @@ def run_samples(
                     if nxt is not None:
                         pending.add(pool.submit(one, nxt))
     except BaseException:
-        # Stopped (Ctrl-C, a raising hook): drop what has not started, keep what finishes.
+        # Stopped (Ctrl-C, a raising hook): drop what has not started, keep what finishes,
+        # including what had finished but was not saved yet when the stop came.
         for future in pending:
             future.cancel()
-        for future in wait(pending).done:
+        for future in wait(pending | set(ready)).done:
             if not future.cancelled() and future.exception() is None:
                 result = future.result()
                 append_result(path, result, lock)

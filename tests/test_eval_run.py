@@ -149,3 +149,36 @@ def test_cli_run_resume_config_check_and_max_failures(
     strict = runner.invoke(app, [*base, "--max-failures", "0"])
     assert isinstance(strict.exception, EvalError) and "failed" in str(strict.exception)
     assert len(lines(out)) == 12  # nothing re-sent, nothing duplicated
+
+
+def test_a_stop_keeps_results_that_finished_together_with_the_one_that_stopped_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several samples can finish at once; a stop (Ctrl-C, a raising hook) at the first of them
+    must still save the others, which were already paid for."""
+    import concurrent.futures
+    from types import SimpleNamespace
+
+    import evals.runner
+    from evals.common import Sample
+
+    samples = [Sample(key=f"k{i}", video_id=f"v{i}", kind="qa") for i in range(8)]
+    usage = SimpleNamespace(prompt_tokens=1, completion_tokens=1)
+
+    def solve(sample: Sample, timeline: Any) -> tuple[Any, bool, Any]:
+        return 0, True, SimpleNamespace(usage=usage)
+
+    # every wait returns all 8 queued futures at once: the worst case of "finished together"
+    def wait_all(futures: Any, return_when: Any = None) -> Any:
+        return concurrent.futures.wait(futures)
+
+    monkeypatch.setattr(evals.runner, "wait", wait_all)
+
+    def stop(result: SampleResult) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_samples(samples, source=lambda video_id: None, solve=solve, run_dir=tmp_path,
+                    workers=4, on_result=stop, progress=False)  # fmt: skip
+    saved = [r["key"] for r in lines(tmp_path)]
+    assert sorted(saved) == [s.key for s in samples] and len(saved) == 8
