@@ -37,10 +37,7 @@ from tools.captioner import (
 )
 from tools.embedder import DEFAULT_VISUAL_MODEL, EmbedderParams, SegmentEmbedder
 from tools.models import PerceptionTool
-
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
-)
+from tools.video import VIDEO_SUFFIXES
 
 
 def _params(cls: type[BaseModel], **values: Any) -> Any:

@@ -30,6 +30,23 @@ from agent.errors import (
 from agent.records import VideoInfo
 
 Backend = Literal["auto", "decord", "pyav"]
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".ogv",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".flv",
+        ".wmv",
+    }
+)
+"""File extensions taken as videos when a folder is listed (decoding itself goes by content)."""
 Device = Literal["cpu", "cuda"]
 
 # Leading bytes of container formats: a file that starts like a video but will not open is corrupt

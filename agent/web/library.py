@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from agent.errors import VidagentError, VideoError
-
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".ogv", ".mpg", ".mpeg")
+from agent.errors import CorruptVideoError, VidagentError, VideoError
+from tools.video import VIDEO_SUFFIXES
 
 
 class UploadError(VidagentError):
@@ -151,6 +150,6 @@ def _check_video(path: Path, name: str) -> None:
         with quiet_native_stderr():
             probe_video(path, verify=True)
     except VideoError as err:
-        status = 400 if type(err).__name__ == "CorruptVideoError" else 415
+        status = 400 if isinstance(err, CorruptVideoError) else 415
         cause = err.cause.replace(str(path), name)  # never show the server's paths
         raise UploadError(status, f"{name}: not a usable video: {cause}") from None
