@@ -132,6 +132,33 @@ def captioner_of(tools: dict[str, Any]) -> Any:
     return tools.get("captioner") or tools.get("captioner.served")
 
 
+@dataclass
+class SharedDeps:
+    """What every video of a session shares: the task LLM client, the perception store, the text
+    embedder and the example bank (None: no examples)."""
+
+    llm: Any
+    store: Any
+    text_embedder: Any
+    bank: Any
+
+
+def build_shared(llm_url: list[str] | None, llm_model: str, bank: Path | None) -> SharedDeps:
+    """The LLM client (a missing one fails here, before perception), the store of the settings,
+    the MiniLM text embedder and the bank loaded with it."""
+    from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
+    from agent.settings import load_settings
+    from agent.store import PerceptionStore
+
+    if bank is not None and not bank.is_dir():
+        raise ConfigError(f"--bank {bank}: not a directory")
+    llm = build_llm(llm_url, llm_model)
+    store = PerceptionStore(load_settings().store_dir)
+    text_embedder = SentenceTransformerEmbedder()
+    example_bank = None if bank is None else ExampleBank.load(bank, text_embedder)
+    return SharedDeps(llm, store, text_embedder, example_bank)
+
+
 def build_deps(
     video: Path,
     *,
@@ -150,22 +177,13 @@ def build_deps(
     bank and the text embedder, then perceive (cached): bad input fails before any model loads."""
     from agent.cli import quiet_native_stderr
     from agent.perceive_cli import find_videos
-    from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
-    from agent.settings import load_settings
-    from agent.store import PerceptionStore
     from tools.video import probe_video
 
     videos = find_videos(None, video) if folder and video.is_dir() else [video]
     with quiet_native_stderr():  # a missing or broken video is the first thing to report
         for path in videos:
             probe_video(path, verify=True)
-    if bank is not None and not bank.is_dir():
-        raise ConfigError(f"--bank {bank}: not a directory")
-    settings = load_settings()
-    llm = build_llm(llm_url, llm_model)  # a missing LLM fails before perception runs
-    store = PerceptionStore(settings.store_dir)
-    text_embedder = SentenceTransformerEmbedder()
-    example_bank = None if bank is None else ExampleBank.load(bank, text_embedder)
+    shared = build_shared(llm_url, llm_model, bank)
     timelines, tools = perceive_videos(
         videos,
         captioner=captioner,
@@ -174,17 +192,17 @@ def build_deps(
         taxonomy=taxonomy,
         seconds=seconds,
         device=device,
-        store=store,
+        store=shared.store,
         progress=True,
     )
     names = [str(p.relative_to(video)) if p != video else p.name for p in videos]
     return Deps(
         timelines[0],
-        store,
-        llm,
-        example_bank,
+        shared.store,
+        shared.llm,
+        shared.bank,
         tools["embedder"],
-        text_embedder,
+        shared.text_embedder,
         timelines=dict(zip(names, timelines, strict=True)),
         captioner=captioner_of(tools),
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
-    from agent.deps import Deps
+    from agent.deps import Deps, SharedDeps
 
 
 StepsDone = Callable[[int, int], None]
@@ -53,26 +53,15 @@ class ServedBackend:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._shared: dict[str, Any] = {}
+        self._shared: SharedDeps | None = None
 
-    def _deps(self) -> dict[str, Any]:
+    def _deps(self) -> SharedDeps:
         """Built once, on first use: the task LLM client, store, text embedder, example bank."""
-        with self._lock:
-            if not self._shared:
-                from agent.deps import build_llm
-                from agent.retrieval import ExampleBank, SentenceTransformerEmbedder
-                from agent.settings import load_settings
-                from agent.store import PerceptionStore
+        from agent.deps import build_shared
 
-                text_embedder = SentenceTransformerEmbedder()
-                self._shared = {
-                    "llm": build_llm(self.llm_url, self.llm_model),
-                    "store": PerceptionStore(load_settings().store_dir),
-                    "text_embedder": text_embedder,
-                    "bank": None
-                    if self.bank is None
-                    else ExampleBank.load(self.bank, text_embedder),
-                }
+        with self._lock:
+            if self._shared is None:
+                self._shared = build_shared(self.llm_url, self.llm_model, self.bank)
             return self._shared
 
     def perceive(self, path: Path, progress: StepsDone | None = None) -> Deps:
@@ -97,16 +86,16 @@ class ServedBackend:
             taxonomy=self.taxonomy,
             seconds=self.seconds,
             device=self.device,
-            store=shared["store"],
+            store=shared.store,
             progress=on_event,
         )
         return Deps(
             timelines[0],
-            shared["store"],
-            shared["llm"],
-            shared["bank"],
+            shared.store,
+            shared.llm,
+            shared.bank,
             tools["embedder"],
-            shared["text_embedder"],
+            shared.text_embedder,
             captioner=captioner_of(tools),
         )
 
@@ -116,6 +105,5 @@ class ServedBackend:
         return served_chat_model(self.llm_url, self.llm_model, self.temperature)
 
     def close(self) -> None:
-        llm = self._shared.get("llm")
-        if llm is not None:
-            llm.close()
+        if self._shared is not None:
+            self._shared.llm.close()
