@@ -1,6 +1,6 @@
 """vidagent's agent package: records, the perception store, timeline rendering, LLM layer, CLI."""
 
-from agent.errors import (
+from vidagent.core.errors import (
     ConfigError,
     CorruptVideoError,
     EmptyVideoError,
@@ -12,7 +12,7 @@ from agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from agent.records import (
+from vidagent.core.records import (
     ActionLabel,
     Caption,
     EmbeddingRef,
@@ -22,8 +22,8 @@ from agent.records import (
     VideoInfo,
     segment_token,
 )
-from agent.settings import VidagentSettings, load_settings
-from agent.store import (
+from vidagent.core.settings import VidagentSettings, load_settings
+from vidagent.store.perception import (
     Computed,
     GcReport,
     PerceptionStore,

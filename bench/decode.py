@@ -5,12 +5,13 @@ Usage::
     python bench/decode.py [--seconds 60] [--height 720] [--fps 30] [--gop 60] [--repeats 5]
                            [--frames 32] [--video PATH]
 
-Without ``--video`` a synthetic H.264 clip (``tools.synth.write_video``, 16:9, keyframe every
-``--gop`` frames) is written to a temporary folder. Three scenarios, each on one list of indices:
+Without ``--video`` a synthetic H.264 clip (``vidagent.testing.synth.write_video``, 16:9, keyframe
+every ``--gop`` frames) is written to a temporary folder. Three scenarios, each on one list of
+indices:
 
 * ``uniform-N``: ``N`` frames at the centres of equal bins (``--frames``, default 32);
 * ``1fps``: one frame per second over the whole clip;
-* ``seg2s-k4``: 4 frames in every 2 s window (:func:`tools.segmenter.fixed_segments`).
+* ``seg2s-k4``: 4 frames in every 2 s window (:func:`vidagent.tools.segmenter.fixed_segments`).
 
 Methods, each timed as open and sample separately with a fresh reader every run; after one untimed
 warm-up, ``--repeats`` rounds run every method once in a rotating order (interleaved, so load from
@@ -42,8 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.records import VideoInfo
-from tools.sampling import (
+from vidagent.core.records import VideoInfo
+from vidagent.testing.synth import read_frame_index, write_video
+from vidagent.tools.sampling import (
     fps_indices,
     sample_fps,
     sample_segments,
@@ -51,9 +53,8 @@ from tools.sampling import (
     segment_indices,
     uniform_indices,
 )
-from tools.segmenter import fixed_segments
-from tools.synth import read_frame_index, write_video
-from tools.video import FrameBatch, VideoSource, open_video, probe_video
+from vidagent.tools.segmenter import fixed_segments
+from vidagent.tools.video import FrameBatch, VideoSource, open_video, probe_video
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 1. ceiling: a raw saturating client — ``openai.AsyncOpenAI`` + ``asyncio.gather`` under a semaphore,
    no wrapper at all;
-2. vidagent: :class:`agent.llm.LLMClient` over :class:`agent.llm.openai_backend.OpenAIBackend`
+2. vidagent: :class:`vidagent.llm.LLMClient` over :class:`vidagent.llm.openai_backend.OpenAIBackend`
    (``generate_many``; response cache off, so every request reaches the server);
 3. sequential: a one-at-a-time loop with the synchronous ``openai`` client (what peer systems do).
 
@@ -13,8 +13,8 @@ best round counts (the machine may be shared). Prints req/s per way and the rati
 vidagent/ceiling (goal >= 0.9) and vidagent/sequential.
 
 Without ``--url`` it builds the tiny random Llama and starts its own server with
-:mod:`agent.llm.server` (needs the vLLM venv: ``--vllm-python`` or ``VIDAGENT_VLLM_PYTHON``, default
-``.venv-vllm/bin/python``).
+:mod:`vidagent.testing.vllm_server` (needs the vLLM venv: ``--vllm-python`` or
+``VIDAGENT_VLLM_PYTHON``, default ``.venv-vllm/bin/python``).
 
     .venv/bin/python bench/llm_throughput.py [--url http://127.0.0.1:8000] [--requests 1000]
 """
@@ -35,10 +35,10 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from agent.llm import LLMClient, LLMRequest, LLMResponse, StructuredOutput
-from agent.llm.openai_backend import OpenAIBackend, normalize_url
-from agent.llm.server import start_vllm_server
-from agent.llm.tiny import build_tiny_llama
+from vidagent.llm import LLMClient, LLMRequest, LLMResponse, StructuredOutput
+from vidagent.llm.openai_backend import OpenAIBackend, normalize_url
+from vidagent.testing.tiny_llm import build_tiny_llama
+from vidagent.testing.vllm_server import start_vllm_server
 
 CHOICES = ["take", "put", "open", "close"]
 REPO = Path(__file__).resolve().parents[1]

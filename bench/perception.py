@@ -1,8 +1,8 @@
 """Perception throughput: frames/s and segments/s per tool and end to end, cold and cached.
 
-Source: one generated clip (:func:`tools.synth.write_video`, default 60 s, 25 fps, 640x360 H.264,
-a cut every 10 s), cut into 2 s segments (30 segments). Models: random weights, built offline by
-:mod:`tools.tiny_models`:
+Source: one generated clip (:func:`vidagent.testing.synth.write_video`, default 60 s, 25 fps,
+640x360 H.264, a cut every 10 s), cut into 2 s segments (30 segments). Models: random weights,
+built offline by :mod:`vidagent.testing.tiny_models`:
 
 * ``tiny``: the test models (CLIP hidden 32, BLIP hidden 32): pipeline overhead (decoding,
   preprocessing, store) dominates.
@@ -60,15 +60,15 @@ def bench_models(
     k: int,
     repeat: int,
 ) -> list[tuple[str, ...]]:
-    from agent.store import PerceptionStore
-    from tools.actions import ActionParams, ActionRecognizer
-    from tools.captioner import Captioner, CaptionerParams
-    from tools.embedder import EmbedderParams, SegmentEmbedder
-    from tools.perceive import perceive_many
-    from tools.sampling import sample_segments
-    from tools.segmenter import build_timeline
-    from tools.tiny_models import build_random_blip, build_random_clip, build_tiny
-    from tools.video import open_video
+    from vidagent.store.perception import PerceptionStore
+    from vidagent.testing.tiny_models import build_random_blip, build_random_clip, build_tiny
+    from vidagent.tools.actions import ActionParams, ActionRecognizer
+    from vidagent.tools.captioner import Captioner, CaptionerParams
+    from vidagent.tools.perceive import perceive_many
+    from vidagent.tools.sampling import sample_segments
+    from vidagent.tools.segmenter import build_timeline
+    from vidagent.tools.video import open_video
+    from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
     models = work / "models" / kind
     if kind == "tiny":
@@ -167,7 +167,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tools.synth import write_video
+    from vidagent.testing.synth import write_video
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,11 +18,11 @@ For each bank and index type: build time (embedding excluded), memory (growth of
 across the build, and the serialized index size), and per-query latency (p50 / p99 over
 ``--queries`` single queries after a warm-up) of the two selections the agent runs:
 ``topk`` (k = 8) and ``mmr`` (k = 8 from fetch_k = 32, λ = 0.5), both with the query's own
-"video" excluded, through the public :func:`agent.retrieval.select_examples`. ``recall@10`` is the
-overlap of the index's top 10 with exact search. Goal: mmr p50 under 5 ms on the 100k bank.
+"video" excluded, through the public :func:`vidagent.retrieval.select_examples`. ``recall@10`` is
+the overlap of the index's top 10 with exact search. Goal: mmr p50 under 5 ms on the 100k bank.
 
 Caveats: the machine may be shared (load from other processes shows up in p99); FAISS runs single
-queries on one thread (see :func:`agent.retrieval.faiss_index.single_thread`); the flat index is
+queries on one thread (see :func:`vidagent.retrieval.faiss_index.single_thread`); the flat index is
 memory-bandwidth bound (each query reads all n x dim x 4 bytes).
 """
 
@@ -37,14 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.retrieval import (
+from vidagent.retrieval import (
     Example,
     ExampleBank,
     SentenceTransformerEmbedder,
     normalize_rows,
     select_examples,
 )
-from agent.retrieval.faiss_index import import_faiss
+from vidagent.retrieval.faiss_index import import_faiss
 
 # One string each keeps the vocabulary readable; split once at import.
 VERBS = (  # noqa: SIM905

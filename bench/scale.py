@@ -1,24 +1,25 @@
 """Scale-out overhead: perception videos/s locally vs on Ray (1 and 2 actors), and eval samples/s
 against one vs two vLLM replicas.
 
-Perception: ``--videos`` synthetic H.264 clips (``tools.synth.write_video``, ``--seconds`` long,
-160x120) through the tiny CLIP (embedder + actions) and tiny BLIP (captions) of
-:mod:`tools.tiny_models` on CPU, each way into a fresh store so every video is computed:
+Perception: ``--videos`` synthetic H.264 clips (``vidagent.testing.synth.write_video``,
+``--seconds`` long, 160x120) through the tiny CLIP (embedder + actions) and tiny BLIP (captions) of
+:mod:`vidagent.testing.tiny_models` on CPU, each way into a fresh store so every video is computed:
 
-* ``local``: :func:`tools.perceive.perceive_many` in this process (models loaded once, included);
-* ``ray-1`` / ``ray-2``: :func:`tools.perceive_ray.perceive_ray` with 1 / 2 actors on a local Ray
-  instance started once beforehand (``ray.init`` time is printed apart); each run includes the
-  driver's planning, the actors' start and model loads, and Ray Data scheduling.
+* ``local``: :func:`vidagent.tools.perceive.perceive_many` in this process (models loaded once,
+  included);
+* ``ray-1`` / ``ray-2``: :func:`vidagent.tools.perceive_ray.perceive_ray` with 1 / 2 actors on a
+  local Ray instance started once beforehand (``ray.init`` time is printed apart); each run includes
+  the driver's planning, the actors' start and model loads, and Ray Data scheduling.
 
 ``overhead s`` is the run's wall time minus the local one. Every Ray run's timelines are checked to
 equal the local ones. On a 2-core machine expect no speed-up: the point is the fixed cost.
 
-Eval: ``--samples`` NExT-QA questions (``shared/realdata/nextqa/val.csv``) answered from a
-synthetic captions file with :func:`evals.runner.run_samples` (``--concurrency`` in flight, no
-response cache) against one tiny-Llama vLLM server, then against two (the same servers, balanced by
-:class:`agent.llm.openai_backend.OpenAIBackend`); both are warmed up first. Both servers share this
-machine's cores, so two replicas cannot be faster here; on separate GPUs throughput adds up.
-``--no-eval`` skips this part.
+Eval: ``--samples`` NExT-QA questions (``tests/data/nextqa/val.csv``) answered from a
+synthetic captions file with :func:`vidagent.evals.runner.run_samples` (``--concurrency`` in flight,
+no response cache) against one tiny-Llama vLLM server, then against two (the same servers,
+balanced by :class:`vidagent.llm.openai_backend.OpenAIBackend`); both are warmed up first. Both
+servers share this machine's cores, so two replicas cannot be faster here; on separate GPUs
+throughput adds up. ``--no-eval`` skips this part.
 
     .venv/bin/python bench/scale.py [--videos 8] [--seconds 6] [--samples 96] [--no-eval]
 """
@@ -39,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
-NEXTQA = REPO.parent / "shared" / "realdata" / "nextqa" / "val.csv"
+NEXTQA = REPO / "tests" / "data" / "nextqa" / "val.csv"
 
 
 def _timelines(folder: Path) -> dict[str, Any]:
@@ -49,21 +50,19 @@ def _timelines(folder: Path) -> dict[str, Any]:
 def bench_perception(root: Path, videos: int, seconds: float, table: Table) -> None:
     import ray
 
-    from agent.perceive_cli import build_tools
-    from agent.store import PerceptionStore
-    from tools.perceive import perceive_many
-    from tools.perceive_ray import RayPlan, perceive_ray
-    from tools.synth import write_video
-    from tools.tiny_models import build_tiny
+    from vidagent.api import PerceptionConfig, build_tools
+    from vidagent.store.perception import PerceptionStore
+    from vidagent.testing.synth import write_video
+    from vidagent.testing.tiny_models import build_tiny
+    from vidagent.tools.perceive import perceive_many
+    from vidagent.tools.perceive_ray import RayPlan, perceive_ray
 
     clip, blip = build_tiny("clip", root / "models"), build_tiny("blip", root / "models")
-    make_tools = functools.partial(
-        build_tools,
-        captions=True, actions=True, embeddings=True, captioner=str(blip), captioner_url=None,
-        caption_prompt=None, caption_frames=1, caption_max_tokens=5, action_model=str(clip),
-        taxonomy=None, action_head=None, top_k=2, embedder=str(clip), frames_per_segment=2,
-        batch_size=None, device="cpu", dtype="auto",
+    config = PerceptionConfig(
+        captioner=str(blip), caption_max_tokens=5, action_model=str(clip), top_k=2,
+        embedder=str(clip), frames_per_segment=2, device="cpu",
     )  # fmt: skip
+    make_tools = functools.partial(build_tools, config)
     paths = [
         write_video(root / "videos" / f"v{i:03d}.mp4", seconds=seconds, cuts=[i + 5]).path
         for i in range(videos)
@@ -114,10 +113,10 @@ def _nextqa_slice(root: Path, samples: int) -> tuple[Path, Path]:
 
 
 def bench_eval(root: Path, samples: int, concurrency: int, table: Table) -> None:
-    from agent.llm.server import start_vllm_server
-    from agent.llm.tiny import build_tiny_llama
-    from evals import benchmark
-    from evals.runner import RunConfig
+    from vidagent.evals import benchmark
+    from vidagent.evals.runner import RunConfig
+    from vidagent.testing.tiny_llm import build_tiny_llama
+    from vidagent.testing.vllm_server import start_vllm_server
 
     python = Path(os.environ.get("VIDAGENT_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
     model = build_tiny_llama(root / "tiny-llama")
@@ -144,10 +143,10 @@ def _eval_run(
     tasks: list[Any], urls: list[str], cap: Path, config: Any, run_dir: Path
 ) -> tuple[float, str]:
     """Answer ``tasks`` over ``urls``: wall seconds, and the requests each URL got (``a/b``)."""
-    from agent.llm import LLMClient, RetryPolicy
-    from agent.llm.openai_backend import OpenAIBackend
-    from evals.runner import Solver, check_config, run_samples
-    from evals.sources import CaptionsFile
+    from vidagent.evals.runner import Solver, check_config, run_samples
+    from vidagent.evals.sources import CaptionsFile
+    from vidagent.llm import LLMClient, RetryPolicy
+    from vidagent.llm.openai_backend import OpenAIBackend
 
     backend = OpenAIBackend(urls, retry=RetryPolicy())
     llm = LLMClient(backend, max_concurrency=config.max_concurrency)
@@ -156,7 +155,7 @@ def _eval_run(
     t0 = time.perf_counter()
     try:
         done = run_samples(tasks, source=source, solve=solve, run_dir=run_dir,
-                           workers=config.max_concurrency, progress=False)  # fmt: skip
+                           workers=config.max_concurrency)  # fmt: skip
     finally:
         llm.close()
     wall = time.perf_counter() - t0

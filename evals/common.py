@@ -1,8 +1,9 @@
-"""What every benchmark module shares: the error type, file readers, rounding, samples.
+"""What every benchmark shares: the error type, file readers, rounding and the common records.
 
 A :class:`Sample` is one unit of work of a benchmark run (a question with options, an observed
 LTA window, or a localization query); its ``key`` is the benchmark's own prediction key, so the
-results of a run can be written straight into the official prediction/submission format.
+results of a run can be written straight into the official prediction/submission format. A
+:class:`SampleResult` is what a run records for one sample (a line of ``results.jsonl``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import VidagentError
+from vidagent.core.errors import VidagentError
 
 SampleKind = Literal["qa", "lta", "moment"]
 
@@ -42,6 +43,39 @@ class Sample(BaseModel):
     windows: list[list[float]] = Field(default_factory=list, description="Moments: GT windows")
     duration: float | None = None
     target: dict[str, Any] = Field(default_factory=dict, description="Extra ground truth")
+
+
+class SampleResult(BaseModel):
+    """One line of ``results.jsonl``: a sample's prediction (or its error) and its cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    video_id: str
+    ok: bool
+    prediction: Any = None
+    valid: bool = False
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Taxonomy(BaseModel):
+    """A verb/noun vocabulary, names as the file spells them (an index is a class label)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verbs: list[str]
+    nouns: list[str]
+
+
+def read_taxonomy(path: Path | str) -> Taxonomy:
+    """A ``{"verbs": [...], "nouns": [...]}`` JSON file (Ego4D's ``fho_lta_taxonomy.json``)."""
+    data = load_json(path)
+    if not isinstance(data, dict) or not {"verbs", "nouns"} <= set(data):
+        raise EvalError(path, 'expected {"verbs": [...], "nouns": [...]}')
+    return Taxonomy(verbs=[str(v) for v in data["verbs"]], nouns=[str(n) for n in data["nouns"]])
 
 
 def pct(value: float) -> float:

@@ -18,7 +18,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from evals.common import pct
+from vidagent.evals.common import pct
 
 LENGTH_RANGES = {"short": (0, 10), "middle": (10, 30), "long": (30, 150), "full": (0, 150)}
 MAP_IOUS = [round(0.5 + 0.05 * i, 2) for i in range(10)]

@@ -1,19 +1,57 @@
-"""The benchmarks by name: each a module with ``NAME``, ``load_samples``, ``read_predictions``,
-``score`` and ``score_files`` (see each module's docstring for source, split, format and metric)."""
+"""The benchmarks, found by scanning packages: every module of :data:`PACKAGES` whose name does not
+start with ``_`` must export ``BENCHMARK``, a :class:`~vidagent.evals.benchmark.Benchmark`.
+
+Adding a benchmark is adding such a module; nothing else lists benchmark names. Modules are
+imported on the first look-up (not when this module is imported).
+"""
 
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
+import pkgutil
+from typing import Any
 
-from evals.common import EvalError
+from vidagent.evals.benchmark import Benchmark, Param
+from vidagent.evals.common import EvalError
 
-BENCHMARK_NAMES = ("nextqa", "intentqa", "egoschema", "ego4d_lta", "charades_sta", "qvhighlights")
+PACKAGES: list[str] = ["vidagent.evals.benchmarks"]
 
 
-def benchmark(name: str) -> ModuleType:
-    """The module of benchmark ``name`` (imported on first use)."""
-    import importlib
+def discover() -> dict[str, Benchmark[Any]]:
+    """Every benchmark of :data:`PACKAGES`, by name, in module-name order."""
+    found: dict[str, Benchmark[Any]] = {}
+    for package_name in PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if info.name.startswith("_"):
+                continue
+            module_name = f"{package_name}.{info.name}"
+            obj = getattr(importlib.import_module(module_name), "BENCHMARK", None)
+            if not isinstance(obj, Benchmark):
+                raise EvalError(module_name, "a benchmark module must export BENCHMARK")
+            if obj.name in found:
+                raise EvalError(module_name, f"a second benchmark named {obj.name!r}")
+            found[obj.name] = obj
+    return found
 
-    if name not in BENCHMARK_NAMES:
-        raise EvalError(name, f"unknown benchmark (choose from {', '.join(BENCHMARK_NAMES)})")
-    return importlib.import_module(f"evals.{name}")
+
+def benchmark_names() -> list[str]:
+    return list(discover())
+
+
+def benchmark(name: str) -> Benchmark[Any]:
+    """The benchmark called ``name``; an unknown name is an error listing the known ones."""
+    found = discover()
+    if name not in found:
+        raise EvalError(name, f"unknown benchmark (choose from {', '.join(found)})")
+    return found[name]
+
+
+def bank_formats() -> list[str]:
+    """The benchmarks that give in-context examples for an example bank."""
+    return [name for name, b in discover().items() if b.bank_task is not None]
+
+
+def users_of(param: Param) -> list[str]:
+    """The benchmarks that read the setting ``param``."""
+    return [name for name, b in discover().items() if param in b.uses]

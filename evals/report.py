@@ -2,6 +2,8 @@
 
 Failed samples stay in the denominator (a failure is a wrong answer, never a skipped one), so
 accuracy is comparable with published numbers; the valid-output rate is reported next to it.
+Everything benchmark-specific (the submission's name and format, the metric, the report's
+tables) comes from the :class:`~vidagent.evals.benchmark.Benchmark`.
 """
 
 from __future__ import annotations
@@ -11,90 +13,44 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.common import Sample
-from evals.runner import SampleResult
-
-SUBMISSION_FILES = {
-    "nextqa": "predictions.json",
-    "intentqa": "predictions.json",
-    "egoschema": "submission.csv",
-    "ego4d_lta": "outputs.json",
-    "qvhighlights": "submission.jsonl",
-    "charades_sta": "predictions.jsonl",
-}
+from vidagent.evals.benchmark import DEFAULT_PARAMS, Benchmark, MetricTable, Params
+from vidagent.evals.common import Sample, SampleResult
 
 
-def predictions_for(
-    task: str, samples: Sequence[Sample], results: Mapping[str, SampleResult]
-) -> Any:
-    """The successful predictions in the benchmark's official format (as ``score`` reads)."""
-    ok = [(s, results[s.key]) for s in samples if s.key in results and results[s.key].ok]
-    if task in ("nextqa", "intentqa"):
-        return {s.key: {"prediction": r.prediction, "answer": s.answer} for s, r in ok}
-    if task == "egoschema":
-        return {s.key: r.prediction for s, r in ok}
-    if task == "ego4d_lta":
-        return {s.key: r.prediction for s, r in ok}
-    failed = [s for s in samples if s.key in results and not results[s.key].ok]
-    return [  # a failed query gets an empty window (IoU 0): it stays in the denominator
-        {"qid": s.key, "query": s.question, "vid": s.video_id,
-         "pred_relevant_windows": r.prediction}
-        for s, r in ok
-    ] + [
-        {"qid": s.key, "query": s.question, "vid": s.video_id,
-         "pred_relevant_windows": [[0.0, 0.0, 0.0]]}
-        for s in failed
-    ]  # fmt: skip
-
-
-def write_submission(task: str, predictions: Any, run_dir: Path) -> Path:
-    path = run_dir / SUBMISSION_FILES[task]
-    if task == "egoschema":
-        from evals.egoschema import submission_csv
-
-        text = submission_csv(predictions)
-    elif isinstance(predictions, list):
-        text = "".join(json.dumps(p) + "\n" for p in predictions)
-    else:
-        text = json.dumps(predictions)
+def write_submission(bench: Benchmark[Any], predictions: Any, run_dir: Path) -> Path:
+    """The benchmark's official submission file in ``run_dir`` (replaced atomically)."""
+    path = run_dir / bench.submission_file
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(bench.submission_text(predictions), encoding="utf-8")
     tmp.replace(path)
     return path
 
 
 def summarize(
-    task: str,
+    bench: Benchmark[Any],
     samples: Sequence[Sample],
     results: Mapping[str, SampleResult],
     *,
     wall_s: float,
     ran: int,
     run_dir: Path,
-    lta_z: int | None = None,
+    params: Params = DEFAULT_PARAMS,
 ) -> dict[str, Any]:
     """Score, write the submission file, ``summary.json`` and ``report.md``; return the summary.
 
-    Each sample counts once, with its latest result; ``lta_z`` is the Z of ED@Z (default 20).
+    Each sample counts once, with its latest result; ``params`` are the run's settings (Z...).
     """
-    from evals.registry import benchmark
-
-    module = benchmark(task)
     mine = [results[s.key] for s in samples if s.key in results]
     failures = [r for r in mine if not r.ok]
-    predictions = predictions_for(task, samples, results)
-    submission = write_submission(task, predictions, run_dir)
+    predictions = bench.submission(samples, results)
+    submission = write_submission(bench, predictions, run_dir)
     scorable = [s for s in samples if s.key in results]
     metrics: dict[str, Any] | None = None
-    if task == "ego4d_lta" and not any(s.target for s in scorable):
-        metrics = None  # unannotated: scored by the challenge server
-    elif task == "ego4d_lta":
-        metrics = module.score(scorable, predictions, z=lta_z or module.Z)
-    elif scorable:
-        metrics = module.score(scorable, predictions)
+    if scorable and bench.has_ground_truth(scorable):  # else: scored by the benchmark's server
+        metrics = bench.score(scorable, predictions, params)
     valid = sum(r.ok and r.valid for r in mine)
     summary = {
-        "task": task,
+        "task": bench.name,
         "samples": len(samples),
         "completed": len(mine),
         "succeeded": len(mine) - len(failures),
@@ -111,12 +67,14 @@ def summarize(
         "samples_per_s": round(ran / wall_s, 3) if wall_s > 0 else None,
         "submission": submission.name,
     }
+    tables = bench.report(metrics) if metrics else []
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (run_dir / "report.md").write_text(markdown(summary), encoding="utf-8")
+    (run_dir / "report.md").write_text(markdown(summary, tables), encoding="utf-8")
     return summary
 
 
-def markdown(summary: Mapping[str, Any]) -> str:
+def markdown(summary: Mapping[str, Any], tables: Sequence[MetricTable] = ()) -> str:
+    """``report.md``: the run's counts, then the benchmark's metric tables."""
     lines = [f"# {summary['task']} run", "", "| | |", "| --- | --- |"]
     for key in ("samples", "completed", "succeeded", "failed", "valid_output_rate"):
         lines.append(f"| {key} | {summary[key]} |")
@@ -126,18 +84,21 @@ def markdown(summary: Mapping[str, Any]) -> str:
     lines.append(f"| wall time (s) | {summary['wall_s']} |")
     lines.append(f"| samples/s (this invocation) | {summary['samples_per_s']} |")
     lines.append(f"| submission file | `{summary['submission']}` |")
-    lines += ["", "## Metrics", ""]
-    metrics = summary["metrics"] or {}
-    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    if flat:
-        lines += ["| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v} |" for k, v in flat.items()]
-    for name, block in metrics.items():
-        if isinstance(block, dict):
-            lines += ["", f"### {name}", "", "```json", json.dumps(block, indent=2), "```"]
-    if not metrics:
-        lines.append("No ground truth to score against (submit the file above).")
+    lines += ["", "## Metrics"]
+    for table in tables:
+        if not table.rows:
+            continue
+        lines += ["", f"### {table.title}", ""] if table.title else [""]
+        lines.append("| " + " | ".join(table.header) + " |")
+        lines.append("|" + " --- |" * len(table.header))
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
+    if not summary["metrics"]:
+        lines += ["", "No ground truth to score against (submit the file above)."]
     if summary["failures"]:
         lines += ["", "## Failures", ""]
         lines += [f"- `{f['key']}`: {f['error']}" for f in summary["failures"]]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value).replace("|", "\\|")

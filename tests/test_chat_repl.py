@@ -13,11 +13,11 @@ from llm_support import tiny_model_dir, vllm_url
 from test_tasks_support import Perceived, perceived
 from typer.testing import CliRunner
 
-from agent.chat import Toolbox, VideoContext, system_prompt
-from agent.chat.repl import enable_line_history, save_line_history
-from agent.errors import VidagentError
-from agent.tasks import ContextOptions
-from tools.synth import SyntheticVideo
+from vidagent.chat import Toolbox, VideoContext, system_prompt
+from vidagent.cli.chat_repl import enable_line_history, save_line_history
+from vidagent.core.errors import VidagentError
+from vidagent.tasks import TaskOptions
+from vidagent.testing.synth import SyntheticVideo
 
 __all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
@@ -58,7 +58,7 @@ def test_history_defaults_to_the_vidagent_home(
 
 
 def _box(p: Perceived) -> Toolbox:
-    context = ContextOptions(k=0, max_timeline_chars=160)
+    context = TaskOptions(k=0, max_timeline_chars=160)
     return Toolbox(VideoContext(timeline=p.timeline, context=context, overview_chars=300))
 
 
@@ -92,7 +92,7 @@ def test_chat_over_a_folder_of_videos_on_the_server(
     multi_cut_video: SyntheticVideo,
     tmp_path: Path,
 ) -> None:
-    from agent.chat_cli import chat
+    from vidagent.cli.chat import chat
 
     folder = tmp_path / "clips"
     (folder / "day2").mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_chat_over_a_folder_of_videos_on_the_server(
 
 
 def test_tool_options_are_checked_before_anything_loads() -> None:
-    from agent.chat_cli import tool_options
+    from vidagent.cli.chat import tool_options
 
     assert tool_options("auto", None) is None
     assert tool_options("required", " find_moments, localize ") == ["find_moments", "localize"]

@@ -10,10 +10,10 @@ import pytest
 from llm_support import tiny_model_dir, vllm_url
 from test_tasks_support import Perceived, perceived
 
-from agent.chat import ALL_TOOLS, Tool, Toolbox, ToolCallError, VideoContext, system_prompt
-from agent.llm import LLMClient, RetryPolicy
-from agent.llm.openai_backend import OpenAIBackend
-from agent.tasks import ContextOptions
+from vidagent.chat import ALL_TOOLS, ChatTool, Toolbox, ToolCallError, VideoContext, system_prompt
+from vidagent.llm import LLMClient, RetryPolicy
+from vidagent.llm.openai_backend import OpenAIBackend
+from vidagent.tasks import TaskOptions
 
 __all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
@@ -28,14 +28,14 @@ def toolbox(p: Perceived, llm: LLMClient | None = None) -> Toolbox:
             store=p.store,
             query_embedder=p.query_embedder,
             text_embedder=p.text_embedder,
-            context=ContextOptions(k=0, max_timeline_chars=160),
+            context=TaskOptions(k=0, max_timeline_chars=160),
             overview_chars=400,
         )
     )
 
 
 def test_every_tool_has_a_schema_and_a_description() -> None:
-    schemas = [Tool.from_function(fn).schema() for fn in ALL_TOOLS]
+    schemas = [ChatTool.from_function(fn).schema() for fn in ALL_TOOLS]
     names = [s["function"]["name"] for s in schemas]
     assert names == [
         "timeline_overview",
@@ -124,7 +124,7 @@ def test_localize_and_answer_choice_run_the_tasks_on_the_server(
 
 def test_over_several_videos_each_tool_takes_the_video_name(perceived: Perceived) -> None:
     short = perceived.timeline.model_copy(update={"segments": perceived.timeline.segments[:2]})
-    context = ContextOptions(k=0, max_timeline_chars=400)
+    context = TaskOptions(k=0, max_timeline_chars=400)
     box = Toolbox(
         {
             "kitchen.mp4": VideoContext(timeline=perceived.timeline, context=context),
@@ -186,7 +186,7 @@ def test_describe_moment_fine_without_a_captioner_is_an_error(perceived: Perceiv
 
 
 def test_fine_segments_stay_inside_the_video_and_are_bounded(perceived: Perceived) -> None:
-    from tools.recaption import MAX_STEPS, fine_segments
+    from vidagent.tools.recaption import MAX_STEPS, fine_segments
 
     info = perceived.timeline.video
     steps = fine_segments(info, -3.0, info.duration + 5, 0.5)

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.cli import main
-from agent.records import Timeline
-from tools.synth import SyntheticVideo, read_frame_index
+from vidagent.cli.main import main
+from vidagent.core.records import Timeline
+from vidagent.testing.synth import SyntheticVideo, read_frame_index
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
+        [sys.executable, "-m", "vidagent.cli.main", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -93,13 +93,11 @@ def test_segments_shots_finds_the_cut_and_is_cached(
     first = Timeline.model_validate_json(capsys.readouterr().out)
     assert [s.start_frame for s in first.segments] == [0, *multi_cut_video.cuts]
 
-    import tools.segmenter
-
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("shot detection ran again although the result is cached")
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(tools.segmenter, "detect_shots", boom)
+    mp.setattr("vidagent.tools.segmenter.detect_shots", boom)
     try:
         with pytest.raises(SystemExit) as exit_:
             main(args)
@@ -133,9 +131,22 @@ def test_video_demo_runs_offline(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "frames.png").stat().st_size > 1000
 
 
+def test_video_demo_writes_under_the_vidagent_home_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.chdir(tmp_path)
+    res = run_cli("demo-video", env={"VIDAGENT_HOME": str(home)})
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing in the current folder
+    assert {"demo.mp4", "timeline.json", "frames.png"} <= {
+        p.name for p in (home / "demo-video").iterdir()
+    }
+
+
 def test_barcode_sanity(h264_video: SyntheticVideo) -> None:
     """The fixtures themselves: frame 0's barcode reads 0 (guards every frame-exactness test)."""
-    from tools.video import open_video
+    from vidagent.tools.video import open_video
 
     with open_video(h264_video.path) as src:
         assert read_frame_index(src.get_frames([0]).frames[0]) == 0

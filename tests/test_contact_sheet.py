@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.errors import ConfigError
-from tools.contact_sheet import (
+from vidagent.core.errors import ConfigError
+from vidagent.testing.synth import SyntheticVideo, read_frame_index
+from vidagent.tools.contact_sheet import (
     BACKGROUND,
     LABEL_BACKGROUND,
     contact_sheet,
@@ -19,9 +20,8 @@ from tools.contact_sheet import (
     sheet_layout,
     video_contact_sheet,
 )
-from tools.sampling import uniform_indices
-from tools.synth import SyntheticVideo, read_frame_index
-from tools.video import FrameBatch, open_video
+from vidagent.tools.sampling import uniform_indices
+from vidagent.tools.video import FrameBatch, open_video
 
 
 def _frames(video: SyntheticVideo, n: int) -> FrameBatch:

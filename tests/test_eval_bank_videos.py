@@ -14,11 +14,11 @@ from test_tasks_support import Perceived, perceived
 from test_tasks_vllm import Recorder, user_text
 from typer.testing import CliRunner
 
-from agent import eval_cli
-from agent.eval_cli import app
-from agent.llm import LLMClient, RetryPolicy
-from agent.llm.openai_backend import OpenAIBackend
-from tools.synth import SyntheticVideo
+from vidagent.cli import eval as eval_cli
+from vidagent.cli.eval import app
+from vidagent.llm import LLMClient, RetryPolicy
+from vidagent.llm.openai_backend import OpenAIBackend
+from vidagent.testing.synth import SyntheticVideo
 
 __all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
@@ -44,7 +44,7 @@ def recorder(vllm_url: str, monkeypatch: pytest.MonkeyPatch) -> Recorder:
 def test_bank_examples_reach_the_prompt_but_never_from_the_own_video(
     perceived: Perceived, recorder: Recorder, vllm_url: str, tmp_path: Path
 ) -> None:
-    from agent.retrieval import Example, ExampleBank
+    from vidagent.retrieval import Example, ExampleBank
 
     examples = [
         Example(task="localize", input="door opens OTHERMARK1", target="<seg_0>", video_id="X1"),

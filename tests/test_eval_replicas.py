@@ -18,19 +18,26 @@ import pytest
 from llm_support import spare_vllm_server, tiny_model_dir, vllm_url
 from typer.testing import CliRunner
 
-from agent.eval_cli import app
-from agent.llm import LLMClient, RetryPolicy
-from agent.llm.errors import LLMConnectionError
-from agent.llm.openai_backend import OpenAIBackend, normalize_url
-from agent.llm.server import VLLMServer
-from agent.llm.types import LLMRequest
-from evals import benchmark
-from evals.runner import RESULTS, RunConfig, SampleResult, Solver, check_config, run_samples
-from evals.sources import CaptionsFile
+from vidagent.cli.eval import app
+from vidagent.evals import benchmark
+from vidagent.evals.runner import (
+    RESULTS,
+    RunConfig,
+    SampleResult,
+    Solver,
+    check_config,
+    run_samples,
+)
+from vidagent.evals.sources import CaptionsFile
+from vidagent.llm import LLMClient, RetryPolicy
+from vidagent.llm.errors import LLMConnectionError
+from vidagent.llm.openai_backend import OpenAIBackend, normalize_url
+from vidagent.llm.types import LLMRequest
+from vidagent.testing.vllm_server import VLLMServer
 
 __all__ = ["spare_vllm_server", "tiny_model_dir", "vllm_url"]
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = Path(__file__).resolve().parent / "data"
 ROWS = 24
 
 
@@ -194,7 +201,7 @@ def test_a_replica_stopped_mid_run_loses_no_sample(
 
     try:
         done = run_samples(samples, source=CaptionsFile(cap), solve=solve, run_dir=run_dir,
-                           workers=4, on_result=stop_spare_after_six, progress=False)  # fmt: skip
+                           workers=4, on_result=stop_spare_after_six)  # fmt: skip
     finally:
         llm.close()
     assert not spare_vllm_server.alive()
@@ -230,4 +237,5 @@ def test_cli_reports_requests_per_replica(
     replica_lines = [x for x in result.output.splitlines() if x.startswith("replica ")]
     assert len(replica_lines) == 2, result.output
     sent = [int(x.split(": ")[1].split()[0]) for x in replica_lines]
-    assert sum(sent) == 8 + 1 and min(sent) > 0, replica_lines  # 8 chats + GET /v1/models
+    # 8 chats + the start-up probe (GET /v1/models) of each replica
+    assert sum(sent) == 8 + 2 and min(sent) > 1, replica_lines

@@ -15,17 +15,24 @@ import pytest
 from llm_support import tiny_model_dir, vllm_url
 from typer.testing import CliRunner
 
-from agent.eval_cli import app
-from agent.llm import LLMClient, RetryPolicy
-from agent.llm.openai_backend import OpenAIBackend
-from evals import EvalError, benchmark
-from evals.report import summarize
-from evals.runner import RESULTS, RunConfig, SampleResult, Solver, check_config, run_samples
-from evals.sources import CaptionsFile
+from vidagent.cli.eval import app
+from vidagent.evals import EvalError, Solution, benchmark
+from vidagent.evals.report import summarize
+from vidagent.evals.runner import (
+    RESULTS,
+    RunConfig,
+    SampleResult,
+    Solver,
+    check_config,
+    run_samples,
+)
+from vidagent.evals.sources import CaptionsFile
+from vidagent.llm import LLMClient, RetryPolicy
+from vidagent.llm.openai_backend import OpenAIBackend
 
 __all__ = ["tiny_model_dir", "vllm_url"]
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = Path(__file__).resolve().parent / "data"
 
 
 class Counter(httpx.AsyncBaseTransport):
@@ -88,6 +95,7 @@ def test_stopped_run_resumes_with_only_missing_samples(
     llm = LLMClient(OpenAIBackend([vllm_url], transport=counter, retry=RetryPolicy(max_retries=0)))
     solve = Solver(llm, config)
     seen: list[SampleResult] = []
+    progress: list[tuple[int, int]] = []
 
     def stop_after_five(result: SampleResult) -> None:
         seen.append(result)
@@ -97,24 +105,26 @@ def test_stopped_run_resumes_with_only_missing_samples(
     try:
         with pytest.raises(KeyboardInterrupt):
             run_samples(samples, source=CaptionsFile(cap), solve=solve, run_dir=run_dir,
-                        workers=4, on_result=stop_after_five, progress=False)  # fmt: skip
+                        workers=4, on_result=stop_after_five)  # fmt: skip
         first = lines(run_dir)
         assert len(first) >= 5 and len({r["key"] for r in first}) == len(first)
         sent_first = counter.chats
         assert sent_first == sum(r["ok"] for r in first)  # in-flight ones were saved too
         done = run_samples(samples, source=CaptionsFile(cap), solve=solve, run_dir=run_dir,
-                           workers=4, progress=False)  # fmt: skip
+                           workers=4, on_progress=lambda *p: progress.append(p))  # fmt: skip
     finally:
         llm.close()
     final = lines(run_dir)
     assert sorted(r["key"] for r in final) == sorted(s.key for s in samples)
+    # the resumed run reports what an earlier run did first, then one step per saved result
+    assert progress == [(n, 12) for n in range(len(first), 13)]
     ok_total = sum(r["ok"] for r in final)
     assert counter.chats - sent_first == ok_total - sum(r["ok"] for r in first)
     failed = {r["key"] for r in final if not r["ok"]}
     assert failed == set(failing) and ok_total == 12 - len(failing)
     assert all("no captions for video" in r["error"] for r in final if not r["ok"])
     assert all(r["prediction"] in range(5) and r["prompt_tokens"] > 0 for r in final if r["ok"])
-    summary = summarize("nextqa", samples, done, wall_s=1.0, ran=12, run_dir=run_dir)
+    summary = summarize(benchmark("nextqa"), samples, done, wall_s=1.0, ran=12, run_dir=run_dir)
     assert summary["failed"] == len(failing) and summary["valid_output_rate"] == round(
         100 * ok_total / 12, 2
     )
@@ -159,26 +169,25 @@ def test_a_stop_keeps_results_that_finished_together_with_the_one_that_stopped_i
     import concurrent.futures
     from types import SimpleNamespace
 
-    import evals.runner
-    from evals.common import Sample
+    from vidagent.evals.common import Sample
 
     samples = [Sample(key=f"k{i}", video_id=f"v{i}", kind="qa") for i in range(8)]
     usage = SimpleNamespace(prompt_tokens=1, completion_tokens=1)
 
-    def solve(sample: Sample, timeline: Any) -> tuple[Any, bool, Any]:
-        return 0, True, SimpleNamespace(usage=usage)
+    def solve(sample: Sample, timeline: Any) -> Solution:
+        return Solution(0, True, SimpleNamespace(usage=usage))  # type: ignore[arg-type]
 
     # every wait returns all 8 queued futures at once: the worst case of "finished together"
     def wait_all(futures: Any, return_when: Any = None) -> Any:
         return concurrent.futures.wait(futures)
 
-    monkeypatch.setattr(evals.runner, "wait", wait_all)
+    monkeypatch.setattr("vidagent.evals.runner.wait", wait_all)
 
     def stop(result: SampleResult) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_samples(samples, source=lambda video_id: None, solve=solve, run_dir=tmp_path,
-                    workers=4, on_result=stop, progress=False)  # fmt: skip
+                    workers=4, on_result=stop)  # fmt: skip
     saved = [r["key"] for r in lines(tmp_path)]
     assert sorted(saved) == [s.key for s in samples] and len(saved) == 8

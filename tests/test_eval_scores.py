@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.eval_cli import app
-from evals import EvalError, benchmark
-from evals.ego4d_lta import levenshtein, min_edit_distance
+from vidagent.cli.eval import app
+from vidagent.evals import EvalError, benchmark
+from vidagent.evals.edit_distance import levenshtein, min_edit_distance
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REAL = Path(__file__).resolve().parent / "data"
 
 OFFICIAL_NEXTQA = {
     "Why": 46.99,

@@ -14,9 +14,9 @@ import pytest
 from llm_support import tiny_model_dir, vllm_url
 from typer.testing import CliRunner
 
-from agent.eval_cli import app
-from agent.records import ActionLabel, Caption, Segment, Segmentation, Timeline, VideoInfo
-from evals.runner import RESULTS
+from vidagent.cli.eval import app
+from vidagent.core.records import ActionLabel, Caption, Segment, Segmentation, Timeline, VideoInfo
+from vidagent.evals.runner import RESULTS
 
 __all__ = ["tiny_model_dir", "vllm_url"]
 
@@ -74,7 +74,8 @@ def test_lta_run_writes_k_by_z_outputs_and_resumes(vllm_url: str, tmp_path: Path
     out = tmp_path / "lta-run"
     args = ["run", "ego4d_lta", "--annotations", str(ann), "--timelines", str(timelines),
             "--taxonomy", str(tax), "--out", str(out), "--llm-url", vllm_url, "--z", "2",
-            "--k", "3", "--no-cache", "--no-progress", "--max-concurrency", "2"]  # fmt: skip
+            "--candidates", "3", "--no-cache", "--no-progress",
+            "--max-concurrency", "2"]  # fmt: skip
     invoke(args)
     outputs = json.loads((out / "outputs.json").read_text())
     assert sorted(outputs) == ["clipA_7", "clipA_8"]
@@ -158,7 +159,7 @@ def test_qvhighlights_run_from_timelines_and_score_round_trip(
          "saliency_scores": [[2, 2, 2], [1, 1, 1]]},
     ]  # fmt: skip
     ann.write_text("".join(json.dumps(q) + "\n" for q in queries))
-    from evals.sources import captions_timeline
+    from vidagent.evals.sources import captions_timeline
 
     timelines = tmp_path / "timelines"
     timelines.mkdir()

@@ -8,10 +8,10 @@ import pytest
 from llm_support import tiny_model_dir, vllm_url  # noqa: F401
 from typer.testing import CliRunner
 
-from agent.llm.cli import app
-from agent.llm.server import free_port
-from agent.llm.server import main as server_main
-from agent.llm.tiny import build_tiny_llama, main
+from vidagent.cli.llm import app
+from vidagent.testing.tiny_llm import build_tiny_llama, main
+from vidagent.testing.vllm_server import free_port
+from vidagent.testing.vllm_server import main as server_main
 
 
 @pytest.mark.vllm

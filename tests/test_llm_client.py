@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.llm import (
+from vidagent.core.errors import StoreError
+from vidagent.llm import (
     LLMClient,
     LLMConnectionError,
     LLMRequest,
@@ -21,7 +22,7 @@ from agent.llm import (
     ResponseCache,
     Usage,
 )
-from agent.llm.backend import LLMBackend
+from vidagent.llm.backend import LLMBackend
 
 
 class ScriptedBackend:
@@ -154,3 +155,10 @@ def test_sync_api_reuses_one_private_loop_and_works_inside_a_running_loop() -> N
 def test_max_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         LLMClient(ScriptedBackend(), max_concurrency=0)
+
+
+def test_an_unusable_cache_folder_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(StoreError, match=r"cannot open the LLM response cache at .*--no-cache"):
+        ResponseCache(blocker / "llm")

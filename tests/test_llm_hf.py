@@ -16,10 +16,10 @@ import regex
 from llm_support import tiny_model_dir  # noqa: F401
 from pydantic import BaseModel, Field
 
-from agent.llm import LLMClient, LLMRequest, StructuredOutput, StructuredOutputUnsupportedError
-from agent.llm.constrain import ChoiceConstraint
-from agent.llm.hf_backend import HFBackend
-from agent.llm.json_regex import schema_to_regex
+from vidagent.llm import LLMClient, LLMRequest, StructuredOutput, StructuredOutputUnsupportedError
+from vidagent.llm.constrain import ChoiceConstraint
+from vidagent.llm.hf_backend import HFBackend
+from vidagent.llm.json_regex import schema_to_regex
 
 CHOICES = ["red", "green", "blue", "no", "nope"]
 

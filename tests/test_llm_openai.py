@@ -8,26 +8,32 @@ behaviour against a real vLLM server is in test_llm_server.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import BaseModel
 
-from agent.llm.errors import (
+from vidagent.core.errors import ConfigError
+from vidagent.llm.backend import LLMClient
+from vidagent.llm.cache import ResponseCache
+from vidagent.llm.errors import (
     LLMConnectionError,
     LLMOutputError,
     LLMRequestError,
     LLMTimeoutError,
 )
-from agent.llm.openai_backend import OpenAIBackend, normalize_url
-from agent.llm.retry import RetryPolicy
-from agent.llm.server import free_port
-from agent.llm.types import LLMRequest, StructuredOutput
+from vidagent.llm.openai_backend import OpenAIBackend, normalize_url
+from vidagent.llm.retry import RetryPolicy
+from vidagent.llm.types import LLMRequest, StructuredOutput
+from vidagent.testing.vllm_server import free_port
 
 
 class Answer(BaseModel):
@@ -311,3 +317,88 @@ def test_retry_policy_delays_stay_in_their_band_and_are_capped() -> None:
 )
 def test_normalize_url(given: str, expected: str) -> None:
     assert normalize_url(given) == expected
+
+
+@pytest.mark.parametrize("given", ["::::", "http://", "http://:0", ""])
+def test_a_url_without_a_host_is_a_config_error(given: str) -> None:
+    with pytest.raises(ConfigError, match="is not an LLM server URL"):
+        normalize_url(given)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers (a hung or wrong process)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def test_a_silent_server_fails_the_probe_in_seconds_naming_the_url() -> None:
+    with silent_server() as url:
+        b = OpenAIBackend([url], model="tiny", timeout_s=120.0, probe_timeout_s=0.5)
+        start = time.monotonic()
+        with pytest.raises(LLMConnectionError) as err:
+            run(b.probe())
+        assert time.monotonic() - start < 3.0  # not 4 x 120 s of silence
+    assert url in str(err.value) and "did not answer GET /v1/models within 0.5 s" in str(err.value)
+
+
+def test_a_server_that_is_not_openai_compatible_fails_the_probe() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html>Not Found</html>")
+
+    b, _ = backend(handler, model="tiny")
+    with pytest.raises(LLMRequestError, match=r"is not an OpenAI-compatible server .*HTTP 404"):
+        run(b.probe())
+
+
+def test_an_unknown_model_fails_the_probe_with_the_served_ones() -> None:
+    b, _ = backend(FakeServer(), model="qwen")
+    with pytest.raises(LLMRequestError, match=r"does not serve model 'qwen'.*\['tiny-served'\]"):
+        run(b.probe())
+
+
+def test_a_silent_replica_is_taken_out_and_the_others_serve() -> None:
+    server = FakeServer()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "silent.test":
+            await asyncio.sleep(30)
+        return server(request)
+
+    b, _ = backend(handler, urls=["http://silent.test:1", "http://up.test:2"], probe_timeout_s=0.3)
+    start = time.monotonic()
+    assert run(b.probe()) == {"tiny-served": "tiny-served"}
+    assert time.monotonic() - start < 2.0
+    silent, up = b._replicas
+    assert silent.down_until > 0 and up.down_until == 0
+
+
+def test_the_response_cache_is_keyed_on_the_weights_behind_the_name(tmp_path: Path) -> None:
+    """Two servers serving different weights under one name never share cached answers."""
+
+    def server(root: str) -> FakeServer:
+        fake = FakeServer(lambda request, n: httpx.Response(200, json=completion([root])))
+        models = {"object": "list", "data": [{"id": "tiny", "root": root}]}
+
+        def call(request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/models"):
+                fake.requests.append(request)
+                return httpx.Response(200, json=models)
+            return fake(request)
+
+        fake.handler = call  # type: ignore[attr-defined]
+        return fake
+
+    one, two = server("/models/a"), server("/models/b")
+    request = LLMRequest.of("same prompt")
+    texts = []
+    for fake in (one, two, one):
+        b, _ = backend(fake.handler, model="tiny")  # type: ignore[attr-defined]
+        with LLMClient(b, cache=ResponseCache(tmp_path)) as client:
+            texts.append((client.generate_sync(request).texts[0], fake.chat_calls))
+    assert texts == [("/models/a", 1), ("/models/b", 1), ("/models/a", 1)]  # 3rd from the cache

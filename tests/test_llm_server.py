@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage
 from llm_support import spare_vllm_server, tiny_model_dir, vllm_url  # noqa: F401
 from pydantic import BaseModel, Field
 
-from agent.llm import (
+from vidagent.llm import (
     LLMClient,
     LLMConfig,
     LLMConnectionError,
@@ -30,9 +30,9 @@ from agent.llm import (
     RetryPolicy,
     StructuredOutput,
 )
-from agent.llm.langchain import make_chat_model
-from agent.llm.openai_backend import OpenAIBackend, normalize_url
-from agent.llm.server import VLLMServer, free_port
+from vidagent.llm.langchain import make_chat_model
+from vidagent.llm.openai_backend import OpenAIBackend, normalize_url
+from vidagent.testing.vllm_server import VLLMServer, free_port
 
 pytestmark = pytest.mark.vllm
 

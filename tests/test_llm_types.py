@@ -8,8 +8,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import ConfigError
-from agent.llm import (
+from vidagent.core.errors import ConfigError
+from vidagent.llm import (
     LLMClient,
     LLMConfig,
     LLMOutputError,
@@ -23,9 +23,9 @@ from agent.llm import (
     build_backend,
     cache_key,
 )
-from agent.llm.cache import cacheable
-from agent.llm.config import resolve_backend_name
-from agent.llm.openai_backend import OpenAIBackend
+from vidagent.llm.cache import cacheable
+from vidagent.llm.config import resolve_backend_name
+from vidagent.llm.openai_backend import OpenAIBackend
 
 
 class Inner(BaseModel):

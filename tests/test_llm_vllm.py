@@ -19,9 +19,9 @@ import pytest
 from llm_support import REPO, tiny_model_dir, unavailable, vllm_python  # noqa: F401
 from pydantic import BaseModel, ConfigDict
 
-from agent.errors import MissingDependencyError
-from agent.llm import LLMRequest, StructuredOutput
-from agent.llm.vllm_backend import VLLMBackend, sampling_kwargs
+from vidagent.core.errors import MissingDependencyError
+from vidagent.llm import LLMRequest, StructuredOutput
+from vidagent.llm.vllm_backend import VLLMBackend, sampling_kwargs
 
 
 class Verdict(BaseModel):
@@ -35,8 +35,8 @@ SCRIPT = """
 import asyncio, json, sys
 from pydantic import BaseModel
 from typing import Literal
-from agent.llm import LLMClient, LLMRequest, StructuredOutput, LLMRequestError
-from agent.llm.vllm_backend import VLLMBackend
+from vidagent.llm import LLMClient, LLMRequest, StructuredOutput, LLMRequestError
+from vidagent.llm.vllm_backend import VLLMBackend
 
 class Verdict(BaseModel):
     answer: Literal["yes", "no"]
@@ -101,7 +101,7 @@ def test_sampling_params_translation_uses_structured_outputs() -> None:
 
 def test_missing_vllm_is_a_clear_install_hint() -> None:
     if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vllm is installed in this venv")
+        pytest.skip("not applicable here: vllm is installed in this venv")
     with pytest.raises(MissingDependencyError, match=r"vidagent\[gpu\]"):
         VLLMBackend("some/model").setup()
 

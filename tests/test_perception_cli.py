@@ -1,4 +1,4 @@
-"""``vidagent perceive`` registered on a Typer app exactly as agent/cli.py does it."""
+"""``vidagent perceive`` registered on a Typer app exactly as vidagent.cli.main does it."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agent.errors import ConfigError
-from agent.perceive_cli import perceive
-from agent.records import Timeline
-from tools.models import ModelLoadError
-from tools.synth import SyntheticVideo
-from tools.tiny_models import build_tiny
+from vidagent.cli.perceive import perceive
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Timeline
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.testing.tiny_models import build_tiny
+from vidagent.tools.models import ModelLoadError
 
 app = typer.Typer()
 app.command("perceive")(perceive)
@@ -124,12 +124,10 @@ def test_shot_segmentation_from_the_cli(
 
 
 def test_captioner_url_selects_the_served_captioner(tmp_path: Path) -> None:
-    from agent.perceive_cli import build_tools
-    from tools.captioner import ServedCaptioner
+    from vidagent.api import PerceptionConfig, build_tools
+    from vidagent.tools.captioner import ServedCaptioner
 
-    tools = build_tools(
-        store=None,
-        captions=True,
+    config = PerceptionConfig(
         actions=False,
         embeddings=False,
         captioner="Qwen/Qwen2.5-VL-7B-Instruct",
@@ -137,16 +135,8 @@ def test_captioner_url_selects_the_served_captioner(tmp_path: Path) -> None:
         caption_prompt="What happens?",
         caption_frames=4,
         caption_max_tokens=32,
-        action_model="unused",
-        taxonomy=None,
-        action_head=None,
-        top_k=5,
-        embedder="unused",
-        frames_per_segment=4,
-        batch_size=None,
-        device="auto",
-        dtype="auto",
     )
+    tools = build_tools(config)
     assert len(tools) == 1 and isinstance(tools[0], ServedCaptioner)
     params = tools[0].params
     assert (params.model, params.base_url, params.prompt) == (
@@ -165,18 +155,61 @@ def test_progress_bar_counts_videos_and_segments(
 
     from rich.console import Console
 
-    from agent.perceive_cli import progress_bar
-    from agent.store import PerceptionStore
-    from tools.perceive import perceive
+    from vidagent.cli.progress import perception_progress
+    from vidagent.store.perception import PerceptionStore
+    from vidagent.tools.perceive import perceive
 
     clip = build_tiny("clip", tmp_path / "models")
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100)
-    from tools.embedder import EmbedderParams, SegmentEmbedder
+    from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
     tools = [SegmentEmbedder(EmbedderParams(model=str(clip)))]
     store = PerceptionStore(tmp_path / "store")
-    with progress_bar(1, console) as on_progress:
+    with perception_progress(1, console) as on_progress:
         perceive(h264_video.path, tools=tools, store=store, progress=on_progress)
     text = out.getvalue()
     assert "videos (cut.mp4)" in text and "1/1" in text and "4/4" in text  # 4 segments, 1 tool
+
+
+def test_segments_shots_and_perceive_shots_share_one_detection(
+    model_args: list[str],
+    multi_cut_video: SyntheticVideo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One store entry for a shot segmentation: whichever command runs second detects nothing."""
+    from vidagent.cli.main import main
+
+    video = str(multi_cut_video.path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["segments", video, "--shots", "--max-shot-seconds", "4", "--json"])
+    assert exit_.value.code == 0
+    segmented = Timeline.model_validate_json(capsys.readouterr().out)
+
+    def no_second_detection(*args: object, **kwargs: object) -> None:
+        raise AssertionError("shot detection ran again for a video and parameters already cut")
+
+    with monkeypatch.context() as mp:
+        mp.setattr("vidagent.tools.segmenter.detect_shots", no_second_detection)
+        only_embeddings = ["--no-captions", "--no-actions", "--out", str(tmp_path)]
+        result = invoke(*model_args, video, *only_embeddings, "--shots", "--max-shot-seconds", "4")
+    assert result.exit_code == 0, result.output
+    assert "1 computed, 0 cached, 0 failed" in result.output
+    perceived = Timeline.model_validate_json((tmp_path / "multi.json").read_text())
+    assert [s.start_frame for s in perceived.segments] == [
+        s.start_frame for s in segmented.segments
+    ]
+    assert perceived.segmentation == segmented.segmentation
+
+    # and the other way round: perceive first (other parameters), then segments
+    args = [video, "--no-captions", "--no-actions", "--out", str(tmp_path / "b")]
+    assert invoke(*model_args, *args, "--shots", "--max-shot-seconds", "0").exit_code == 0
+    with monkeypatch.context() as mp:
+        mp.setattr("vidagent.tools.segmenter.detect_shots", no_second_detection)
+        with pytest.raises(SystemExit) as exit_:
+            main(["segments", video, "--shots", "--max-shot-seconds", "0", "--json"])
+    assert exit_.value.code == 0
+    whole_shots = Timeline.model_validate_json(capsys.readouterr().out)
+    assert [s.start_frame for s in whole_shots.segments] == [0, *multi_cut_video.cuts]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from agent.errors import ConfigError
-from tools.models import (
+from vidagent.core.errors import ConfigError
+from vidagent.testing.tiny_models import build_tiny
+from vidagent.tools.models import (
     AdaptiveBatch,
     ModelLoadError,
     ModelRunError,
@@ -22,7 +23,6 @@ from tools.models import (
     resolve_device,
     resolve_dtype,
 )
-from tools.tiny_models import build_tiny
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +178,10 @@ def test_real_embedder_survives_oom_with_same_results(
     clip_dir: Path, h264_video: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real CLIP whose image tower 'runs out of memory' above 2 images: same vectors."""
-    from tools.embedder import EmbedderParams, SegmentEmbedder
-    from tools.sampling import sample_segments
-    from tools.segmenter import build_timeline
-    from tools.video import open_video
+    from vidagent.tools.sampling import sample_segments
+    from vidagent.tools.segmenter import build_timeline
+    from vidagent.tools.video import open_video
+    from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
     path = h264_video.path  # type: ignore[attr-defined]
     timeline = build_timeline(path, seconds=2.0)

@@ -9,18 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-import tools.models
-from agent.errors import VideoError
-from agent.records import Timeline
-from agent.store import PerceptionStore
-from tools.actions import ActionParams, ActionRecognizer
-from tools.captioner import Captioner, CaptionerParams
-from tools.embedder import EmbedderParams, SegmentEmbedder
-from tools.models import ModelLoadError, ToolOutput, ToolParams
-from tools.perceive import ProgressEvent, output_names, perceive, perceive_many
-from tools.synth import SyntheticVideo, write_video
-from tools.tiny_models import build_tiny
-from tools.video import FrameBatch
+from vidagent.core.errors import VideoError
+from vidagent.core.records import Timeline
+from vidagent.store.perception import PerceptionStore
+from vidagent.testing.synth import SyntheticVideo, write_video
+from vidagent.testing.tiny_models import build_tiny
+from vidagent.tools.actions import ActionParams, ActionRecognizer
+from vidagent.tools.captioner import Captioner, CaptionerParams
+from vidagent.tools.models import ModelLoadError, ToolOutput, ToolParams
+from vidagent.tools.perceive import ProgressEvent, output_names, perceive, perceive_many
+from vidagent.tools.video import FrameBatch
+from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +115,9 @@ def test_second_run_does_no_model_work(
     def no_loading(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded on a cached run")
 
-    monkeypatch.setattr(tools.models, "load_model", no_loading)
-    monkeypatch.setattr("tools.embedder.load_model", no_loading)
-    monkeypatch.setattr("tools.captioner.load_model", no_loading)
+    monkeypatch.setattr("vidagent.tools.models.load_model", no_loading)
+    monkeypatch.setattr("vidagent.tools.visual_embedder.load_model", no_loading)
+    monkeypatch.setattr("vidagent.tools.captioner.load_model", no_loading)
     copy = tmp_path / "renamed.mp4"  # same bytes at another path: same content hash
     copy.write_bytes(h264_video.path.read_bytes())
     again = make_tools(models, store)
@@ -230,7 +229,7 @@ def test_shot_segmentation_is_cached_and_keys_follow_segments(
     )
     starts = [s.start_frame for s in timeline.segments]
     assert {50, 130, 210} <= set(starts) and timeline.segmentation.method == "shots"
-    assert store.keys("perceive.shots")
+    assert store.keys("segmenter.shots")
     again = perceive_many(
         [multi_cut_video.path],
         tools=tools_,

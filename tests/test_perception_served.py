@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.captioner import ServedCaptioner, ServedCaptionerParams, jpeg_data_url
-from tools.models import ModelRunError
-from tools.video import FrameBatch
+from vidagent.tools.captioner import ServedCaptioner, ServedCaptionerParams, jpeg_data_url
+from vidagent.tools.models import ModelRunError
+from vidagent.tools.video import FrameBatch
 
 
 def _batches(n: int, k: int, size: tuple[int, int] = (120, 160)) -> list[FrameBatch]:

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
-from agent.records import ActionLabel, Segment
-from agent.store import PerceptionStore
-from tools.actions import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import ActionLabel, Segment
+from vidagent.store.perception import PerceptionStore
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.testing.tiny_models import build_tiny
+from vidagent.tools.actions import (
     ActionParams,
     ActionRecognizer,
     Taxonomy,
@@ -26,13 +28,11 @@ from tools.actions import (
     parse_class,
     save_action_head,
 )
-from tools.captioner import Captioner, CaptionerParams
-from tools.embedder import EmbedderParams, SegmentEmbedder
-from tools.sampling import sample_segments
-from tools.segmenter import build_timeline
-from tools.synth import SyntheticVideo
-from tools.tiny_models import build_tiny
-from tools.video import FrameBatch, open_video
+from vidagent.tools.captioner import Captioner, CaptionerParams
+from vidagent.tools.sampling import sample_segments
+from vidagent.tools.segmenter import build_timeline
+from vidagent.tools.video import FrameBatch, open_video
+from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
 EGO4D_STYLE = {
     "verbs": ["take_(pick,_grab,_get)", "put_(place,_leave,_drop)", "cut_(chop,_slice)", "open"],

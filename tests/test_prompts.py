@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.prompting import PromptError, load_prompt, render_text
-from prompts import list_prompts
+from vidagent.prompts import list_prompts
+from vidagent.prompts.loader import PromptError, load_prompt, render_text
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 TIMELINE = (
@@ -102,7 +102,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_the_caption_instruction_comes_from_its_prompt_file_and_is_in_the_cache_key() -> None:
-    from tools.captioner import (
+    from vidagent.tools.captioner import (
         Captioner,
         CaptionerParams,
         ServedCaptioner,

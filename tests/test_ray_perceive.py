@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import tools.perceive_ray
-from agent.errors import ConfigError, MissingDependencyError
-from agent.perceive_cli import build_tools, perceive
-from agent.store import PerceptionStore
-from tools.perceive import PerceiveSummary, perceive_many
-from tools.perceive_ray import RayPlan, connect, perceive_ray
-from tools.synth import SyntheticVideo
-from tools.tiny_models import build_tiny
-from tools.video import FrameBatch
+from vidagent.api import PerceptionConfig, build_tools
+from vidagent.cli.perceive import perceive
+from vidagent.core.errors import ConfigError, MissingDependencyError
+from vidagent.store.perception import PerceptionStore
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.testing.tiny_models import build_tiny
+from vidagent.tools.perceive import PerceiveSummary, perceive_many
+from vidagent.tools.perceive_ray import RayPlan, connect, perceive_ray
+from vidagent.tools.video import FrameBatch
 
 
 def _in_ci() -> bool:
@@ -51,13 +51,11 @@ def ray_session() -> Iterator[Any]:
 def make_tools(tmp_path_factory: pytest.TempPathFactory) -> functools.partial[Any]:
     root = tmp_path_factory.getbasetemp() / "tiny-models"
     clip, blip = build_tiny("clip", root), build_tiny("blip", root)
-    return functools.partial(
-        build_tools,
-        captions=True, actions=True, embeddings=True, captioner=str(blip), captioner_url=None,
-        caption_prompt=None, caption_frames=1, caption_max_tokens=5, action_model=str(clip),
-        taxonomy=None, action_head=None, top_k=2, embedder=str(clip), frames_per_segment=2,
-        batch_size=None, device="cpu", dtype="auto",
+    config = PerceptionConfig(
+        captioner=str(blip), caption_max_tokens=5, action_model=str(clip), top_k=2,
+        embedder=str(clip), frames_per_segment=2, device="cpu",
     )  # fmt: skip
+    return functools.partial(build_tools, config)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +159,7 @@ def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     def no_ray(address: str | None) -> None:
         raise AssertionError("Ray was used for cached videos")
 
-    monkeypatch.setattr(tools.perceive_ray, "connect", no_ray)
+    monkeypatch.setattr("vidagent.tools.perceive_ray.connect", no_ray)
     again = perceive_ray(videos, make_tools=make_tools, store=store, out_dir=tmp_path / "again",
                          plan=plan)  # fmt: skip
     assert [r.status for r in again.results] == ["cached"] * 3
@@ -212,10 +210,10 @@ def test_cli_engine_ray_and_its_error_lines(
     app = typer.Typer()
     app.command("perceive")(perceive)
     app.command("noop")(lambda: None)
-    kw = make_tools.keywords
+    config = make_tools.args[0]
     args = ["perceive", str(h264_video.path), "--out", str(tmp_path), "--captioner",
-            kw["captioner"], "--caption-max-tokens", "5", "--embedder", kw["embedder"],
-            "--action-model", kw["action_model"], "--top-k", "2", "--frames-per-segment", "2",
+            config.captioner, "--caption-max-tokens", "5", "--embedder", config.embedder,
+            "--action-model", config.action_model, "--top-k", "2", "--frames-per-segment", "2",
             "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--engine", "ray", "--workers", "1"])
     assert result.exit_code == 0, result.output
@@ -229,7 +227,7 @@ def test_cli_engine_ray_and_its_error_lines(
     bad = CliRunner().invoke(app, [*args, "--engine", "spark"])
     assert isinstance(bad.exception, ConfigError) and "'spark'" in str(bad.exception)
 
-    from agent.llm.server import free_port
+    from vidagent.testing.vllm_server import free_port
 
     for address, message in [
         (f"127.0.0.1:{free_port()}", "cannot connect to Ray"),

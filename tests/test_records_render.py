@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
-from agent.records import ActionLabel, Caption, Segment, Segmentation, Timeline, VideoInfo
-from agent.render import RenderOptions, render_segment, render_timeline
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import ActionLabel, Caption, Segment, Segmentation, Timeline, VideoInfo
+from vidagent.tasks.render import RenderOptions, render_segment, render_timeline
 
 
 def _timeline(n: int = 10, seconds: float = 2.0) -> Timeline:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError
-from agent.retrieval import (
+from vidagent.core.errors import ConfigError
+from vidagent.retrieval import (
     BankFormatError,
     Example,
     ExampleBank,
@@ -17,7 +17,7 @@ from agent.retrieval import (
     IndexParams,
     select_examples,
 )
-from agent.retrieval.faiss_index import num_gpus
+from vidagent.retrieval.faiss_index import num_gpus
 
 INDEX_TYPES = ["flat", "hnsw", "ivf"]
 
@@ -288,7 +288,7 @@ def test_approximate_recall_at_10_on_clustered_vectors(index_type: str, threshol
 
 def test_gpu_request_without_gpu_is_a_clear_error() -> None:
     if num_gpus() > 0:
-        pytest.skip("faiss sees a GPU here; the guard only applies without one")
+        pytest.skip("not applicable here: faiss sees a GPU; the guard only applies without one")
     vectors = _unit(np.random.default_rng(0).normal(size=(10, 8)))
     examples = [Example(task="t", input=str(i), target="", video_id="v") for i in range(10)]
     with pytest.raises(ConfigError, match="faiss sees no GPU"):

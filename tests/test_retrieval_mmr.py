@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError
-from agent.retrieval import Example, ExampleBank, mmr, mmr_select, select_examples
+from vidagent.core.errors import ConfigError
+from vidagent.retrieval import Example, ExampleBank, mmr, mmr_select, select_examples
 
 LAMBDAS = [0.0, 0.25, 0.5, 0.7, 1.0]
 

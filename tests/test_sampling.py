@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError
-from agent.records import Segment
-from tools.sampling import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Segment
+from vidagent.testing.synth import SyntheticVideo, read_frame_index
+from vidagent.tools.sampling import (
     fps_indices,
     sample_fps,
     sample_segments,
@@ -15,8 +16,7 @@ from tools.sampling import (
     segment_indices,
     uniform_indices,
 )
-from tools.synth import SyntheticVideo, read_frame_index
-from tools.video import open_video
+from vidagent.tools.video import open_video
 
 
 def test_uniform_indices_are_bin_centres() -> None:

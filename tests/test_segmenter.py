@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import ConfigError
-from agent.records import Segment, Timeline, VideoInfo
-from tools.segmenter import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Segment, Timeline, VideoInfo
+from vidagent.testing.synth import SyntheticVideo, write_video
+from vidagent.tools.segmenter import (
     DEFAULT_THRESHOLDS,
     TAIL_MERGE_FRACTION,
     build_timeline,
@@ -22,8 +23,7 @@ from tools.segmenter import (
     segments_from_cuts,
     shot_segments,
 )
-from tools.synth import SyntheticVideo, write_video
-from tools.video import FrameBatch, VideoSource, open_video
+from vidagent.tools.video import FrameBatch, VideoSource, open_video
 
 
 def _info(num_frames: int, fps: float) -> VideoInfo:

@@ -7,9 +7,9 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from agent.errors import ConfigError
-from agent.settings import VidagentSettings, load_settings
-from agent.store import PerceptionStore
+from vidagent.core.errors import ConfigError
+from vidagent.core.settings import VidagentSettings, load_settings
+from vidagent.store.perception import PerceptionStore
 
 
 def test_home_comes_from_the_environment_at_call_time(

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import agent.store as store_mod
-from agent.errors import StoreError, VideoNotFoundError
-from agent.records import Caption
-from agent.store import (
+import vidagent.store.perception as store_mod
+from vidagent.core.errors import StoreError, VideoNotFoundError
+from vidagent.core.records import Caption
+from vidagent.store.perception import (
     Computed,
     PerceptionStore,
     StoredResult,
@@ -135,7 +135,7 @@ def test_file_digest_hashes_bytes_not_paths(
     expected = hashlib.blake2b(payload, digest_size=16).hexdigest()
     assert file_digest(a) == file_digest(b) == expected
     assert file_digest(c) != expected
-    import agent.store_keys as store_keys
+    import vidagent.store.keys as store_keys
 
     monkeypatch.setattr(store_keys, "HASH_CHUNK", 4096)  # many chunks, last one partial
     assert file_digest(a) == expected
@@ -598,7 +598,7 @@ def test_sigkill_between_the_array_writes_and_the_insert(tmp_path: Path) -> None
 def test_importing_does_no_io(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "VIDAGENT_HOME": str(home), "HOME": str(tmp_path / "user")}
-    code = "import agent.store, agent.settings; print('ok')"
+    code = "import vidagent.store.perception, vidagent.core.settings; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert not home.exists() and not (tmp_path / "user").exists()

@@ -10,27 +10,42 @@ from typing import Any
 
 import pytest
 from llm_support import tiny_model_dir
-from test_tasks_support import Perceived, all_text, big_taxonomy, perceived, shown_tokens
+from test_tasks_support import (
+    Perceived,
+    all_text,
+    assert_candidates,
+    big_taxonomy,
+    labelled_timeline,
+    perceived,
+    shown_tokens,
+)
 
-from agent.llm import LLMConfig, build_backend
-from agent.records import Caption, Segment, Segmentation, Timeline, VideoInfo
-from agent.tasks import (
-    ContextOptions,
+from vidagent.llm import LLMConfig, build_backend
+from vidagent.tasks import (
+    AnswerResult,
+    AnticipateSpec,
+    AnticipationResult,
+    ChoiceAnswerSpec,
+    LocalizationResult,
+    LocalizeSpec,
     RunRecord,
+    TaskDeps,
+    TaskOptions,
     answer_question,
     anticipate_actions,
     localize_query,
     map_to_taxonomy,
     refine_span,
+    run_tasks,
     segment_relevance,
 )
-from agent.tasks.anticipate import lta_schema, output_bound
-from agent.tasks.context import timeline_text
-from tools.actions import Taxonomy
+from vidagent.tasks.anticipate import lta_schema, output_bound
+from vidagent.tasks.steps import timeline_text
+from vidagent.tools.actions import Taxonomy
 
 __all__ = ["perceived", "tiny_model_dir"]
 
-CONTEXT = ContextOptions(k=2, max_timeline_chars=400)
+CONTEXT = TaskOptions(k=2, max_timeline_chars=400)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +53,6 @@ def llm(tiny_model_dir: Path) -> Iterator[Any]:
     client = build_backend(LLMConfig(backend="hf", hf_model=str(tiny_model_dir), cache=False))
     yield client
     client.close()
-
-
-def embeds(p: Perceived) -> dict[str, Any]:
-    return {"store": p.store, "query_embedder": p.query_embedder, "text_embedder": p.text_embedder}
 
 
 def test_multiple_choice_answer_is_an_option_with_vote_and_evidence(
@@ -56,7 +67,7 @@ def test_multiple_choice_answer_is_an_option_with_vote_and_evidence(
         bank=perceived.bank,
         context=CONTEXT,
         samples=3,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     assert result.letter in ("A", "B", "C") and result.answer == options["ABC".index(result.letter)]
     assert sum(result.votes.values()) == 3 and result.votes[result.letter] == max(
@@ -86,7 +97,7 @@ def test_open_answer_cites_shown_segments(perceived: Perceived, llm: Any) -> Non
         llm=llm,
         context=CONTEXT,
         max_answer_chars=20,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     assert result.cited_by == "model" and result.citations
     assert {c.index for c in result.citations} <= set(result.run.segments_shown)
@@ -103,15 +114,14 @@ def test_anticipation_is_k_by_z_taxonomy_members(perceived: Perceived, llm: Any)
         nouns=tax.nouns,
         llm=llm,
         bank=perceived.bank,
-        context=ContextOptions(k=1),
+        context=TaskOptions(k=1),
         observed=3,
         z=4,
         k=3,
     )
     assert len(result.candidates) == 3 and result.valid_rate == 1.0
-    for cand in result.candidates:
-        assert len(cand.actions) == 4 and cand.valid and cand.error is None
-        assert all(a.verb in tax.verbs and a.noun in tax.nouns for a in cand.actions)
+    assert all(c.valid and c.error is None for c in result.candidates)
+    assert_candidates(result.candidates, tax.verbs, tax.nouns, 4)
     assert result.observed_segments == [0, 1, 2]
     sent = all_text(result.run.calls[0].messages)
     assert result.run.examples and result.run.examples[0].input in sent
@@ -124,8 +134,8 @@ def test_hf_backend_accepts_an_ego4d_size_schema(perceived: Perceived, llm: Any)
         perceived.timeline, verbs=verbs, nouns=nouns, llm=llm, z=2, k=1, max_context_chars=20
     )
     [cand] = result.candidates
-    assert cand.valid and len(cand.actions) == 2
-    assert all(a.verb in verbs and a.noun in nouns for a in cand.actions)
+    assert cand.valid
+    assert_candidates([cand], verbs, nouns, 2)
 
 
 def test_unguided_outputs_are_mapped_and_counted(perceived: Perceived, llm: Any) -> None:
@@ -135,9 +145,7 @@ def test_unguided_outputs_are_mapped_and_counted(perceived: Perceived, llm: Any)
     )
     assert result.run.calls[0].structured is None
     assert 0.0 <= result.valid_rate <= 1.0
-    for cand in result.candidates:
-        assert len(cand.actions) == 3
-        assert all(a.verb in tax.verbs and a.noun in tax.nouns for a in cand.actions)
+    assert_candidates(result.candidates, tax.verbs, tax.nouns, 3)
 
 
 def test_localized_span_lies_inside_the_video(perceived: Perceived, llm: Any) -> None:
@@ -147,7 +155,7 @@ def test_localized_span_lies_inside_the_video(perceived: Perceived, llm: Any) ->
         llm=llm,
         bank=perceived.bank,
         context=CONTEXT,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     duration = perceived.timeline.video.duration
     assert 0.0 <= result.start < result.end <= duration + 1e-6
@@ -158,40 +166,35 @@ def test_localized_span_lies_inside_the_video(perceived: Perceived, llm: Any) ->
     assert "door opens LOCMARK1" in all_text(result.run.calls[0].messages)
 
 
-def _timeline(captions: list[str]) -> Timeline:
-    info = VideoInfo(
-        path="v.mp4",
-        fps=10,
-        num_frames=20 * len(captions),
-        duration=2.0 * len(captions),
-        width=8,
-        height=8,
-        codec="h264",
-        backend="pyav",
+def test_one_batch_runs_all_three_tasks_on_the_backend(perceived: Perceived, llm: Any) -> None:
+    tax = Taxonomy.basic()
+    deps = TaskDeps(llm=llm, bank=perceived.bank, options=CONTEXT, **perceived.embeds())
+    timeline = perceived.timeline
+    choice, span, future = run_tasks(
+        [
+            (ChoiceAnswerSpec("What is cut?", ("an onion", "a door")), timeline),
+            (LocalizeSpec("a door opens"), timeline),
+            (AnticipateSpec(tuple(tax.verbs), tuple(tax.nouns), observed=2, z=2, k=2), timeline),
+        ],
+        deps,
     )
-    segs = [
-        Segment(
-            index=i,
-            start=2.0 * i,
-            end=2.0 * i + 2,
-            start_frame=20 * i,
-            end_frame=20 * i + 20,
-            captions=[Caption(text=c)],
-        )
-        for i, c in enumerate(captions)
-    ]
-    return Timeline(video=info, segmentation=Segmentation(method="fixed"), segments=segs)
+    assert isinstance(choice, AnswerResult) and choice.answer in ("an onion", "a door")
+    assert "What is cut? QAMARK1" in all_text(choice.run.calls[0].messages)
+    assert isinstance(span, LocalizationResult) and 0.0 <= span.start < span.end
+    assert "door opens LOCMARK1" in all_text(span.run.calls[0].messages)
+    assert isinstance(future, AnticipationResult) and future.valid_rate == 1.0
+    assert future.observed_segments == [0, 1] and len(future.candidates) == 2
 
 
 def test_long_video_keeps_the_segments_relevant_to_the_question(perceived: Perceived) -> None:
     captions = ["a dog runs on the grass"] * 12
     captions[7] = "a man slices an onion with a knife"
-    timeline = _timeline(captions)
+    timeline = labelled_timeline(captions)
     rel = segment_relevance(
         timeline, "What is cut with the knife?", text_embedder=perceived.text_embedder
     )
     assert rel.combined is not None and max(rel.combined) == rel.combined[7] == 1.0
-    rendered = timeline_text(timeline, ContextOptions(max_timeline_chars=150), rel)
+    rendered = timeline_text(timeline, TaskOptions(max_timeline_chars=150), rel)
     assert 7 in rendered.shown and rendered.omitted > 0
     assert "<seg_7>" in rendered.text
 

@@ -7,15 +7,16 @@ the prompt that was sent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from agent.records import Timeline
-from tools.synth import SyntheticVideo
+from vidagent.core.records import ActionLabel, Caption, Segment, Segmentation, Timeline, VideoInfo
+from vidagent.testing.synth import SyntheticVideo
 
-__all__ = ["Perceived", "big_taxonomy", "perceived"]
+__all__ = ["Perceived", "assert_candidates", "big_taxonomy", "labelled_timeline", "perceived"]
 
 EXAMPLES: list[dict[str, Any]] = [
     {"task": "qa", "input": "What is cut? QAMARK1", "target": "A", "video_id": "ex1"},
@@ -39,17 +40,25 @@ class Perceived:
     models: dict[str, str]
     captioner: Any = None
 
+    def embeds(self) -> dict[str, Any]:
+        """The task keywords for segment relevance: the store and both embedders."""
+        return {
+            "store": self.store,
+            "query_embedder": self.query_embedder,
+            "text_embedder": self.text_embedder,
+        }
+
 
 @pytest.fixture(scope="session")
 def perceived(tmp_path_factory: pytest.TempPathFactory, h264_video: SyntheticVideo) -> Perceived:
     if "perceived" not in _SHARED:
-        from agent.retrieval import Example, ExampleBank, SentenceTransformerEmbedder
-        from agent.store import PerceptionStore
-        from tools.actions import ActionParams, ActionRecognizer
-        from tools.captioner import Captioner, CaptionerParams
-        from tools.embedder import EmbedderParams, SegmentEmbedder
-        from tools.perceive import perceive
-        from tools.tiny_models import build_tiny
+        from vidagent.retrieval import Example, ExampleBank, SentenceTransformerEmbedder
+        from vidagent.store.perception import PerceptionStore
+        from vidagent.testing.tiny_models import build_tiny
+        from vidagent.tools.actions import ActionParams, ActionRecognizer
+        from vidagent.tools.captioner import Captioner, CaptionerParams
+        from vidagent.tools.perceive import perceive
+        from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 
         root = tmp_path_factory.mktemp("tasks")
         models = {k: str(build_tiny(k, root / "models")) for k in ("clip", "blip")}
@@ -75,6 +84,53 @@ def big_taxonomy() -> tuple[list[str], list[str]]:
     verbs = [f"verb{i}_(alt{i},_other)" if i % 5 == 0 else f"verb{i}" for i in range(117)]
     nouns = [f"noun_{i}_(thing,_item)" if i % 7 == 0 else f"noun{i}" for i in range(521)]
     return verbs, nouns
+
+
+def labelled_timeline(
+    captions: Sequence[str], actions: Sequence[str] = (), path: str = "v.mp4"
+) -> Timeline:
+    """A timeline of 2 s segments, one per caption ('' for none), with the ``verb noun`` action
+    of the same position when ``actions`` has one; no video file behind it."""
+    n = len(captions)
+    info = VideoInfo(
+        path=path,
+        fps=10,
+        num_frames=20 * n,
+        duration=2.0 * n,
+        width=8,
+        height=8,
+        codec="h264",
+        backend="pyav",
+    )
+
+    def labels(i: int) -> list[ActionLabel]:
+        if i >= len(actions):
+            return []
+        verb, noun = actions[i].split(maxsplit=1)
+        return [ActionLabel(verb=verb, noun=noun, score=0.5)]
+
+    segs = [
+        Segment(
+            index=i,
+            start=2.0 * i,
+            end=2.0 * i + 2,
+            start_frame=20 * i,
+            end_frame=20 * i + 20,
+            captions=[Caption(text=c)] if c else [],
+            actions=labels(i),
+        )
+        for i, c in enumerate(captions)
+    ]
+    return Timeline(video=info, segmentation=Segmentation(method="fixed"), segments=segs)
+
+
+def assert_candidates(
+    candidates: Sequence[Any], verbs: Sequence[str], nouns: Sequence[str], z: int
+) -> None:
+    """Every candidate is ``z`` actions of the taxonomy."""
+    for cand in candidates:
+        assert len(cand.actions) == z
+        assert all(a.verb in verbs and a.noun in nouns for a in cand.actions)
 
 
 def all_text(messages: list[Any]) -> str:

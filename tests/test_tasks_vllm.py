@@ -15,17 +15,25 @@ from typing import Any
 import httpx
 import pytest
 from llm_support import tiny_model_dir, vllm_url
-from test_tasks_support import Perceived, big_taxonomy, perceived, shown_tokens
+from test_tasks_support import Perceived, assert_candidates, big_taxonomy, perceived, shown_tokens
 
-from agent.llm import LLMClient, RetryPolicy
-from agent.llm.openai_backend import OpenAIBackend
-from agent.prompting import load_prompt
-from agent.tasks import ContextOptions, answer_question, anticipate_actions, localize_query
-from tools.actions import Taxonomy
+from vidagent.llm import LLMClient, RetryPolicy
+from vidagent.llm.openai_backend import OpenAIBackend
+from vidagent.prompts.loader import load_prompt
+from vidagent.tasks import (
+    AnticipateSpec,
+    TaskDeps,
+    TaskOptions,
+    answer_question,
+    anticipate_actions,
+    localize_query,
+    run_task,
+)
+from vidagent.tools.actions import Taxonomy
 
 __all__ = ["perceived", "tiny_model_dir", "vllm_url"]
 
-CONTEXT = ContextOptions(k=1, max_timeline_chars=160)
+CONTEXT = TaskOptions(k=1, max_timeline_chars=160)
 
 
 class Recorder(httpx.AsyncBaseTransport):
@@ -61,10 +69,6 @@ def user_text(body: dict[str, Any]) -> str:
     return "\n".join(m["content"] for m in body["messages"])
 
 
-def embeds(p: Perceived) -> dict[str, Any]:
-    return {"store": p.store, "query_embedder": p.query_embedder, "text_embedder": p.text_embedder}
-
-
 def test_choice_answer_and_open_answer_on_the_server(
     perceived: Perceived, recorded: tuple[LLMClient, Recorder]
 ) -> None:
@@ -78,7 +82,7 @@ def test_choice_answer_and_open_answer_on_the_server(
         bank=perceived.bank,
         context=CONTEXT,
         samples=3,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     assert result.answer in options and sum(result.votes.values()) == 3
     body = recorder.bodies[-1]
@@ -94,7 +98,7 @@ def test_choice_answer_and_open_answer_on_the_server(
         llm=llm,
         context=CONTEXT,
         max_answer_chars=16,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     tokens = shown_tokens(perceived.timeline, result.run.segments_shown)
     schema = recorder.bodies[-1]["structured_outputs"]["json"]
@@ -111,18 +115,12 @@ def test_anticipation_palm_schedule_reports_a_failed_request(
         max_concurrency=1,  # requests reach the server in order: the 2nd one fails
     )
     tax = Taxonomy.basic()
-    try:
-        result = anticipate_actions(
-            perceived.timeline,
-            verbs=tax.verbs,
-            nouns=tax.nouns,
-            llm=llm,
-            bank=perceived.bank,
-            context=ContextOptions(k=1),
-            z=3,
-            k=3,
-            schedule="examples",
-            max_context_chars=30,
+    spec = AnticipateSpec(
+        tuple(tax.verbs), tuple(tax.nouns), z=3, k=3, schedule="examples", max_context_chars=30
+    )
+    try:  # the spec run directly by the pipeline: the same run as anticipate_actions(...)
+        result = run_task(
+            spec, perceived.timeline, TaskDeps(llm, bank=perceived.bank, options=TaskOptions(k=1))
         )
     finally:
         llm.close()
@@ -130,10 +128,9 @@ def test_anticipation_palm_schedule_reports_a_failed_request(
     failed = [c for c in result.candidates if c.error]
     assert len(failed) == 1 and "injected failure" in (failed[0].error or "")
     assert result.run.calls[1].error and llm.usage.failed_calls == 1
-    for cand in result.candidates:
-        if not cand.error:
-            assert cand.valid and len(cand.actions) == 3
-            assert all(a.verb in tax.verbs and a.noun in tax.nouns for a in cand.actions)
+    served = [c for c in result.candidates if not c.error]
+    assert all(c.valid for c in served)
+    assert_candidates(served, tax.verbs, tax.nouns, 3)
     # PALM: each candidate's prompt shows its own example
     shown = [
         [e for e in ("LTAMARK1", "LTAMARK2", "LTAMARK3") if e in user_text(b)]
@@ -163,9 +160,7 @@ def test_server_accepts_an_ego4d_size_taxonomy(
     item = schema["properties"]["actions"]["items"]["properties"]
     assert len(item["verb"]["enum"]) == 117 and len(item["noun"]["enum"]) == 521
     assert len(result.candidates) == 2 and result.valid_rate == 1.0
-    for cand in result.candidates:
-        assert len(cand.actions) == 2
-        assert all(a.verb in verbs and a.noun in nouns for a in cand.actions)
+    assert_candidates(result.candidates, verbs, nouns, 2)
 
 
 def test_localize_on_the_server(perceived: Perceived, recorded: tuple[LLMClient, Recorder]) -> None:
@@ -176,7 +171,7 @@ def test_localize_on_the_server(perceived: Perceived, recorded: tuple[LLMClient,
         llm=llm,
         bank=perceived.bank,
         context=CONTEXT,
-        **embeds(perceived),
+        **perceived.embeds(),
     )
     assert 0.0 <= result.start < result.end <= perceived.timeline.video.duration + 1e-6
     body = recorder.bodies[-1]
@@ -196,13 +191,12 @@ def test_ego4d_lta_size_z20_k5_with_the_default_prompt(
         nouns=nouns,
         llm=llm,
         bank=perceived.bank,
-        context=ContextOptions(k=1, max_timeline_chars=600),
+        context=TaskOptions(k=1, max_timeline_chars=600),
         z=20,
         k=5,
     )
     schema = recorder.bodies[-1]["structured_outputs"]["json"]["properties"]["actions"]
     assert schema["minItems"] == schema["maxItems"] == 20
     assert len(result.candidates) == 5 and result.valid_rate == 1.0
-    for cand in result.candidates:
-        assert cand.valid and len(cand.actions) == 20
-        assert all(a.verb in verbs and a.noun in nouns for a in cand.actions)
+    assert all(c.valid for c in result.candidates)
+    assert_candidates(result.candidates, verbs, nouns, 20)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import (
+from vidagent.core.errors import (
     ConfigError,
     CorruptVideoError,
     EmptyVideoError,
@@ -16,14 +16,14 @@ from agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from tools.synth import (
+from vidagent.testing.synth import (
     SyntheticVideo,
     read_frame_index,
     write_audio_only,
     write_empty_video,
     write_video,
 )
-from tools.video import open_video, probe_video
+from vidagent.tools.video import open_video, probe_video
 
 BACKENDS = ["decord", "pyav"]
 

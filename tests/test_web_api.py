@@ -16,11 +16,12 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from agent.deps import Deps
-from agent.web import ServeConfig, create_app
-from tools.synth import SyntheticVideo
+from vidagent.api.deps import Deps
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.web import ServeConfig, create_app
 
 KEY = "s3cret-key"
+LOCAL = "http://127.0.0.1:8000"  # the server checks the Host header: requests name its address
 
 
 class ScriptedModel(BaseChatModel):
@@ -68,9 +69,9 @@ class FakeBackend:
         self.perceived: list[Path] = []
 
     def perceive(self, path: Path, progress: Any = None) -> Deps:
-        from agent.records import Caption
-        from agent.store import PerceptionStore
-        from tools.perceive import perceive
+        from vidagent.core.records import Caption
+        from vidagent.store.perception import PerceptionStore
+        from vidagent.tools.perceive import perceive
 
         store = PerceptionStore(self.store_dir)
         timeline = perceive(path, tools=[], store=store)
@@ -89,7 +90,7 @@ class FakeBackend:
 def make_client(tmp_path: Path, replies: list[Any] | None = None, **config: Any) -> TestClient:
     backend = FakeBackend(tmp_path / "store", replies or [])
     app = create_app(ServeConfig(data_dir=tmp_path / "data", **config), backend=backend)
-    client = TestClient(app)
+    client = TestClient(app, base_url=LOCAL)
     client.backend = backend  # type: ignore[attr-defined]
     return client
 
@@ -351,7 +352,7 @@ def serve_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, di
     import uvicorn
     from typer.testing import CliRunner
 
-    from agent.serve_cli import serve
+    from vidagent.cli.serve import serve
 
     ran: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
@@ -364,7 +365,7 @@ def serve_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, di
 def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.errors import ConfigError
+    from vidagent.core.errors import ConfigError
 
     monkeypatch.delenv("VIDAGENT_API_KEY", raising=False)
     result, ran = serve_cli([], monkeypatch)
@@ -379,11 +380,13 @@ def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key
     assert "warning" not in result.output
     result, ran = serve_cli([*base, "--host", "0.0.0.0", "--port", "8123"], monkeypatch)
     assert "warning: listening on 0.0.0.0 without an API key" in result.output
-    assert TestClient(ran["app"]).get("/api/server").json()["auth_required"] is False
+    assert (
+        TestClient(ran["app"], base_url=LOCAL).get("/api/server").json()["auth_required"] is False
+    )
     monkeypatch.setenv("VIDAGENT_API_KEY", KEY)
     result, ran = serve_cli([*base, "--host", "0.0.0.0"], monkeypatch)
     assert "warning" not in result.output
-    client = TestClient(ran["app"])
+    client = TestClient(ran["app"], base_url=LOCAL)
     assert client.get("/api/server").json()["auth_required"] is True
     assert client.get("/api/videos").status_code == 401
     assert client.get("/api/videos", headers={"X-API-Key": KEY}).json() == []

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from llm_support import REPO, tiny_model_dir, unavailable, vllm_url
 
-from tools.synth import SyntheticVideo
+from vidagent.testing.synth import SyntheticVideo
 
 __all__ = ["tiny_model_dir", "vllm_url"]
 
@@ -135,7 +135,7 @@ def paced_llm(vllm_url: str) -> Iterator[str]:
 @pytest.fixture
 def server(paced_llm: str, tmp_path: Path) -> Iterator[str]:
     """``vidagent serve`` on a free port; yields its base URL, stops it afterwards."""
-    from tools.tiny_models import build_tiny
+    from vidagent.testing.tiny_models import build_tiny
 
     models = {k: str(build_tiny(k, tmp_path / "models")) for k in ("clip", "blip")}
     port = free_port()
@@ -143,7 +143,7 @@ def server(paced_llm: str, tmp_path: Path) -> Iterator[str]:
     command = [
         sys.executable,
         "-m",
-        "agent.cli",
+        "vidagent.cli.main",
         "serve",
         "--port",
         str(port),

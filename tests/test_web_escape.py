@@ -15,9 +15,9 @@ import pytest
 from test_web_api import FakeBackend, text
 from test_web_browser import CHROMIUM_ARGS, chromium, free_port
 
-from agent.deps import Deps
-from agent.web import ServeConfig, create_app
-from tools.synth import SyntheticVideo
+from vidagent.api.deps import Deps
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.web import ServeConfig, create_app
 
 __all__ = ["chromium"]
 

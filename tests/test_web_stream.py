@@ -15,8 +15,8 @@ from langchain_core.messages import AIMessageChunk
 from test_web_api import FakeBackend, text
 from test_web_browser import free_port
 
-from agent.web import ServeConfig, create_app
-from tools.synth import SyntheticVideo
+from vidagent.testing.synth import SyntheticVideo
+from vidagent.web import ServeConfig, create_app
 
 
 def slow_answer(chunks: int, pause_s: float) -> Iterator[AIMessageChunk]:

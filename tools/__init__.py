@@ -1,23 +1,33 @@
 """vidagent's perception tools: video decoding, frame sampling, segmentation, vision models."""
 
-from tools.actions import (
+from vidagent.tools.actions import (
     ActionParams,
     ActionRecognizer,
     Taxonomy,
     load_action_head,
     save_action_head,
 )
-from tools.captioner import Captioner, CaptionerParams, ServedCaptioner, ServedCaptionerParams
-from tools.contact_sheet import (
+from vidagent.tools.captioner import (
+    Captioner,
+    CaptionerParams,
+    ServedCaptioner,
+    ServedCaptionerParams,
+)
+from vidagent.tools.contact_sheet import (
     contact_sheet,
     describe_video,
     save_contact_sheet,
     video_contact_sheet,
 )
-from tools.embedder import EmbedderParams, SegmentEmbedder, VisualEncoder
-from tools.models import ModelLoadError, ModelRunError, PerceptionTool, ToolOutput, load_model
-from tools.perceive import PerceiveSummary, VideoResult, perceive, perceive_many
-from tools.sampling import (
+from vidagent.tools.models import (
+    ModelLoadError,
+    ModelRunError,
+    PerceptionTool,
+    ToolOutput,
+    load_model,
+)
+from vidagent.tools.perceive import PerceiveSummary, VideoResult, perceive, perceive_many
+from vidagent.tools.sampling import (
     fps_indices,
     sample_fps,
     sample_frames,
@@ -26,7 +36,7 @@ from tools.sampling import (
     segment_indices,
     uniform_indices,
 )
-from tools.segmenter import (
+from vidagent.tools.segmenter import (
     ShotParams,
     build_timeline,
     detect_shots,
@@ -34,7 +44,8 @@ from tools.segmenter import (
     segments_from_cuts,
     shot_segments,
 )
-from tools.video import FrameBatch, VideoSource, open_video, probe_video
+from vidagent.tools.video import FrameBatch, VideoSource, open_video, probe_video
+from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder, VisualEncoder
 
 __all__ = [
     "ActionParams",

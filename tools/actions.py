@@ -1,15 +1,16 @@
 """Zero-shot (or linear-head) verb and noun labels per segment, against a verb/noun taxonomy.
 
 Taxonomies (Ego4D LTA's JSON format, class parsing, the built-in default) live in
-:mod:`tools.taxonomy`; the trained linear head's file format in :mod:`tools.action_head`. Their
-public names are re-exported here.
+:mod:`vidagent.tools.taxonomy`; the trained linear head's file format in
+:mod:`vidagent.tools.action_head`. Their public names are re-exported here.
 
-Scoring: a segment's visual embedding (see :mod:`tools.embedder`) against each class's text
-embedding (the normalized mean over prompts, one per synonym), scaled by the model's learned
-temperature and softmaxed over the verbs and, separately, over the nouns. A (verb, noun) pair scores
-``p(verb) * p(noun)``; the ``top_k`` best pairs become :class:`~agent.records.ActionLabel`s, and the
-full probability matrices are stored as arrays (``verb_probs``, ``noun_probs``) for anticipation.
-Class text embeddings are computed once per (model, taxonomy, prompts) and kept in the store.
+Scoring: a segment's visual embedding (see :mod:`vidagent.tools.visual_embedder`) against each
+class's text embedding (the normalized mean over prompts, one per synonym), scaled by the model's
+learned temperature and softmaxed over the verbs and, separately, over the nouns. A (verb, noun)
+pair scores ``p(verb) * p(noun)``; the ``top_k`` best pairs become
+:class:`~vidagent.core.records.ActionLabel`s, and the full probability matrices are stored as arrays
+(``verb_probs``, ``noun_probs``) for anticipation. Class text embeddings are computed once per
+(model, taxonomy, prompts) and kept in the store.
 
 A trained linear head (:func:`save_action_head`) replaces zero-shot scoring.
 """
@@ -23,20 +24,20 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from agent.errors import ConfigError
-from agent.records import ActionLabel, Segment
-from tools.action_head import HEAD_FORMAT, load_action_head, save_action_head
-from tools.action_head import _Head as _Head
-from tools.embedder import DEFAULT_VISUAL_MODEL, VisualEncoder
-from tools.models import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import ActionLabel, Segment
+from vidagent.tools.action_head import HEAD_FORMAT, load_action_head, save_action_head
+from vidagent.tools.action_head import _Head as _Head
+from vidagent.tools.models import (
     ModelParams,
     ToolOutput,
     model_fingerprint,
     resolve_device,
     resolve_dtype,
 )
-from tools.taxonomy import BASIC_TAXONOMY, ActionClass, Taxonomy, gerund, parse_class
-from tools.video import FrameBatch
+from vidagent.tools.taxonomy import BASIC_TAXONOMY, ActionClass, Taxonomy, gerund, parse_class
+from vidagent.tools.video import FrameBatch
+from vidagent.tools.visual_embedder import DEFAULT_VISUAL_MODEL, VisualEncoder
 
 __all__ = [
     "BASIC_TAXONOMY",
@@ -77,7 +78,7 @@ class ActionParams(ModelParams):
 
 
 def _file_digest(path: Path, hasher: Callable[[Path], str] | None) -> str:
-    from agent.store import file_digest
+    from vidagent.store.perception import file_digest
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
@@ -154,7 +155,7 @@ class ActionRecognizer:
         return texts, owner
 
     def _class_embeddings(self, classes: list[ActionClass], template: str) -> np.ndarray:
-        from tools.embedder import l2_normalize
+        from vidagent.tools.visual_embedder import l2_normalize
 
         texts, owner = self._prompts(classes, template)
         emb = self.encoder.encode_text(texts)
@@ -189,12 +190,13 @@ class ActionRecognizer:
         e = embeddings.astype(np.float32)
         if self._head is not None:
             h = self._head
-            if h.verb_w.shape[1] != e.shape[1]:
+            if h.input_dim != e.shape[1]:
                 raise ConfigError(
-                    f"{self.params.head}: head expects {h.verb_w.shape[1]}-d embeddings, "
+                    f"{self.params.head}: head expects {h.input_dim}-d embeddings, "
                     f"model {self.params.model} gives {e.shape[1]}-d"
                 )
-            return _softmax(e @ h.verb_w.T + h.verb_b), _softmax(e @ h.noun_w.T + h.noun_b)
+            verb_logits, noun_logits = h.logits(e)
+            return _softmax(verb_logits), _softmax(noun_logits)
         assert self._text is not None
         scale = self.encoder.logit_scale
         verbs, nouns = self._text

@@ -31,9 +31,9 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from pydantic import Field
 
-from agent.errors import ConfigError
-from agent.records import Caption, Segment
-from tools.models import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Caption, Segment
+from vidagent.tools.models import (
     AdaptiveBatch,
     LoadedModel,
     ModelParams,
@@ -45,7 +45,7 @@ from tools.models import (
     resolve_device,
     resolve_dtype,
 )
-from tools.video import FrameBatch
+from vidagent.tools.video import FrameBatch
 
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-large"
 
@@ -53,7 +53,7 @@ DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-large"
 @functools.cache
 def default_caption_prompt() -> str:
     """The instruction for chat VLMs when none is given: ``prompts/caption.yaml``'s user text."""
-    from agent.prompting import load_prompt
+    from vidagent.prompts.loader import load_prompt
 
     messages = load_prompt("caption").render({})
     return "\n".join(m.content for m in messages if m.role == "user").strip()

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from agent.errors import ConfigError
-from agent.records import VideoInfo
-from tools.sampling import uniform_indices
-from tools.video import FrameBatch, VideoSource, open_video, probe_video
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import VideoInfo
+from vidagent.tools.sampling import uniform_indices
+from vidagent.tools.video import FrameBatch, VideoSource, open_video, probe_video
 
 Box = tuple[int, int, int, int]
 """A pixel box ``(left, top, right, bottom)``, right and bottom exclusive (Pillow's convention)."""
@@ -165,7 +165,7 @@ def contact_sheet(
 
     Frames are resized to ``tile_width`` (aspect kept) and laid out row by row in ``columns``
     columns (default: about square, :func:`default_columns`). See :func:`sheet_layout` for the
-    geometry; :func:`describe_video` makes a title from a :class:`~agent.records.VideoInfo`.
+    geometry; :func:`describe_video` makes a title from a :class:`~vidagent.core.records.VideoInfo`.
     """
     count = len(frames)
     if count == 0 or frames.frames.ndim != 4:

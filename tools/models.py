@@ -1,7 +1,8 @@
 """What every perception tool shares: the tool protocol, model loading, device/dtype, OOM retries.
 
-* :class:`PerceptionTool` is the protocol the pipeline (:mod:`tools.perceive`) drives; it lives,
-  with :class:`ToolParams` and :class:`ToolOutput`, in :mod:`tools.tool` and is re-exported here.
+* :class:`PerceptionTool` is the protocol the pipeline (:mod:`vidagent.tools.perceive`) drives; it
+  lives, with :class:`ToolParams` and :class:`ToolOutput`, in :mod:`vidagent.tools.tool` and is
+  re-exported here.
 * :class:`ModelParams`: the parameters every model-backed tool has.
 * :func:`load_model` loads a Hugging Face checkpoint (hub id or local folder) once per process and
   shares it between tools: the action recognizer and the embedder usually use the same SigLIP.
@@ -27,8 +28,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from agent.errors import ConfigError, MissingDependencyError, VidagentError
-from tools.tool import PerceptionTool, ToolOutput, ToolParams
+from vidagent.core.errors import ConfigError, MissingDependencyError, VidagentError
+from vidagent.tools.tool import PerceptionTool, ToolOutput, ToolParams
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def model_fingerprint(model: str, revision: str | None = None, *, hasher: Any = 
         if hasher is not None:
             digest = hasher(path)
         else:
-            from agent.store import file_digest
+            from vidagent.store.perception import file_digest
 
             digest = file_digest(path)
         h.update(f"{rel}\0{digest}\n".encode())
@@ -212,10 +213,20 @@ def _load_error(model: str, exc: BaseException) -> ModelLoadError:
 
 
 def load_pretrained(loader: Callable[..., T], model: str, **kwargs: Any) -> T:
-    """``loader(model, **kwargs)`` (a ``from_pretrained``); hub/file errors -> ModelLoadError."""
+    """``loader(model, **kwargs)`` (a ``from_pretrained``); hub/file errors -> ModelLoadError.
+
+    A hub id loads with ``local_files_only=True`` when the hub is not reachable
+    (:func:`vidagent.tools.hub.hub_reachable`: offline env, or no answer in seconds), so a model
+    missing from the local cache fails at once in one line instead of after download retries.
+    """
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
-    source = str(Path(model).expanduser()) if Path(model).expanduser().is_dir() else model
+    from vidagent.tools.hub import hub_reachable
+
+    local = Path(model).expanduser().is_dir()
+    source = str(Path(model).expanduser()) if local else model
+    if not local and not looks_like_path(model) and not hub_reachable():
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         return loader(source, **kwargs)
     except (OSError, HFValidationError, LocalEntryNotFoundError, ValueError, KeyError) as exc:

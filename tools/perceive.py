@@ -1,7 +1,9 @@
 """The perception pipeline: videos in, timelines with captions, action labels and embeddings out.
 
-For each video: hash its bytes, cut it into segments (:func:`tools.segmenter.build_timeline`; shot
-detection is cached too), then for each tool look up the store under
+For each video: hash its bytes, cut it into segments
+(:func:`vidagent.tools.segmenter.build_timeline`; shots come from
+:func:`vidagent.tools.shot_cache.cached_shot_timeline`, the store entry that
+``vidagent segments --shots`` uses too), then for each tool look up the store under
 ``make_key(video hash, tool name, tool version, tool params + segment bounds + frame size)``. Only
 tools that miss decode frames and run a model, so a second run over the same videos does no model
 work. Results are stored per (video, tool) and applied to the segments, and one timeline JSON per
@@ -16,7 +18,7 @@ frames, the actions are computed from the embedder's vectors (one image pass for
 A video that cannot be read, or on which a model fails, is recorded as failed in the summary and
 the others go on; a batch that fails is retried video by video to find the culprit. Errors that
 would fail every video (a model that cannot be loaded, a bad option) stop the run.
-Its records (:mod:`tools.perceive_records`) are re-exported here.
+Its records (:mod:`vidagent.tools.perceive_records`) are re-exported here.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import ConfigError, MissingDependencyError
-from agent.records import Segment, Timeline
-from tools.models import ModelLoadError, PerceptionTool, ToolOutput
-from tools.perceive_records import (
+from vidagent.core.errors import ConfigError, MissingDependencyError
+from vidagent.core.records import Segment, Timeline
+from vidagent.tools.models import ModelLoadError, PerceptionTool, ToolOutput
+from vidagent.tools.perceive_records import (
     PerceiveSummary,
     Progress,
     ProgressEvent,
@@ -46,13 +48,12 @@ from tools.perceive_records import (
     output_names,
     write_json,
 )
-from tools.sampling import sample_segments
-from tools.video import FrameBatch, open_video
+from vidagent.tools.sampling import sample_segments
+from vidagent.tools.shot_cache import SHOTS_TOOL, SHOTS_VERSION
+from vidagent.tools.video import FrameBatch, open_video
 
 FATAL = (ModelLoadError, MissingDependencyError, ConfigError)
 """Errors of a tool's set-up or run that would repeat on every video: they stop the run."""
-SHOTS_TOOL, SHOTS_VERSION = "perceive.shots", "1"
-"""Store entry of a shot segmentation (the Timeline JSON), keyed by the shot parameters."""
 
 __all__ = [
     "FATAL",
@@ -87,8 +88,8 @@ def _segments_digest(segments: Sequence[Segment]) -> str:
 class Engine:
     """The pipeline over video jobs: :meth:`plan` (hash, segment, look up the store), batching
     across videos, running the tools that missed, :meth:`finish` / :meth:`fail` per video.
-    :func:`perceive_many` runs it in process; :mod:`tools.perceive_ray` plans on the driver with
-    it and runs the rest on Ray actors."""
+    :func:`perceive_many` runs it in process; :mod:`vidagent.tools.perceive_ray` plans on the
+    driver with it and runs the rest on Ray actors."""
 
     def __init__(
         self,
@@ -135,27 +136,22 @@ class Engine:
     # --- planning: hash, segments, store look-ups ----------------------------------------------
 
     def _timeline(self, job: VideoJob) -> Timeline:
-        from tools.segmenter import build_timeline
+        from vidagent.tools.segmenter import build_timeline
+        from vidagent.tools.shot_cache import cached_shot_timeline
 
         if not self.shots:
             timeline = build_timeline(job.path, seconds=self.seconds)
-        else:
-
-            def compute() -> tuple[dict[str, Any], None]:
-                tl = build_timeline(job.path, shots=True, **self.shot_params)
-                return tl.model_dump(mode="json"), None
-
-            stored = self.store.get_or_compute(
-                job.video_hash, SHOTS_TOOL, SHOTS_VERSION, self.shot_params, compute
+        else:  # shared with `vidagent segments --shots`
+            timeline = cached_shot_timeline(
+                job.path, self.store, video_hash=job.video_hash, **self.shot_params
             )
-            timeline = Timeline.model_validate(stored.value)
         info = timeline.video.model_copy(
             update={"path": str(job.path), "content_hash": job.video_hash}
         )
         return timeline.model_copy(update={"video": info})
 
     def plan(self, job: VideoJob) -> None:
-        from agent.store import make_key
+        from vidagent.store.perception import make_key
 
         job.started = time.perf_counter()
         job.video_hash = self.store.video_hash(job.path)
@@ -356,8 +352,8 @@ def perceive_many(
 ) -> PerceiveSummary:
     """Run ``tools`` over ``paths``; write ``out_dir/<stem>.json`` timelines; never stop on one
     bad video. Segmentation: fixed ``seconds`` windows, or ``shots=True`` with ``shot_params``
-    (:class:`tools.segmenter.ShotParams` names). ``frame_size``: short side of decoded frames
-    (None: native)."""
+    (:class:`vidagent.tools.segmenter.ShotParams` names). ``frame_size``: short side of decoded
+    frames (None: native)."""
     started = time.perf_counter()
     jobs = make_jobs(paths, out_dir)
     engine = Engine(

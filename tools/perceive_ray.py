@@ -1,15 +1,15 @@
-"""The perception pipeline on a Ray cluster: the same timelines as :mod:`tools.perceive`, computed
-by a pool of model-holding actors through Ray Data.
+"""The perception pipeline on a Ray cluster: the same timelines as :mod:`vidagent.tools.perceive`,
+computed by a pool of model-holding actors through Ray Data.
 
 The driver plans every video exactly as the local engine does (content hash, segments, store keys:
-:class:`tools.perceive.Engine`), finishes at once the ones whose results are all in the store, and
-puts the rest in a Ray Dataset of ``(path, name)`` rows. ``map_batches`` sends batches of
+:class:`vidagent.tools.perceive.Engine`), finishes at once the ones whose results are all in the
+store, and puts the rest in a Ray Dataset of ``(path, name)`` rows. ``map_batches`` sends batches of
 ``videos_per_task`` videos to an :class:`ray.data.ActorPoolStrategy` of ``workers`` actors; each
 actor builds the tools and loads their models once (``__init__``), then runs
-:func:`tools.perceive.perceive_many` over each batch (so batching across videos, the embedder /
-action sharing and the failure handling are the local engine's own code) and sends back each
-video's :class:`~tools.perceive_records.VideoResult` and timeline JSON. The driver writes the
-timelines under ``out_dir`` with the local engine's file names.
+:func:`vidagent.tools.perceive.perceive_many` over each batch (so batching across videos, the
+embedder / action sharing and the failure handling are the local engine's own code) and sends back
+each video's :class:`~vidagent.tools.perceive_records.VideoResult` and timeline JSON. The driver
+writes the timelines under ``out_dir`` with the local engine's file names.
 
 Where results live: the actors write tool results into the perception store at the driver's store
 path (SQLite in WAL mode + ``.npy`` files, safe for many processes on one machine), so an actor
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, MissingDependencyError, VidagentError
-from tools.models import PerceptionTool
-from tools.perceive import FATAL, Engine, make_jobs, perceive_many
-from tools.perceive_records import (
+from vidagent.core.errors import ConfigError, MissingDependencyError, VidagentError
+from vidagent.tools.models import PerceptionTool
+from vidagent.tools.perceive import FATAL, Engine, make_jobs, perceive_many
+from vidagent.tools.perceive_records import (
     PerceiveSummary,
     Progress,
     ProgressEvent,
@@ -140,7 +140,7 @@ class PerceiveWorker:
     """A Ray Data callable class: one store and one set of loaded models per actor."""
 
     def __init__(self, options: _Options) -> None:
-        from agent.store import PerceptionStore
+        from vidagent.store.perception import PerceptionStore
 
         self.options = options
         self.store = PerceptionStore(options.store_root)
@@ -273,7 +273,7 @@ def perceive_ray(
     chunk_segments: int = 64,
     progress: Progress | None = None,
 ) -> PerceiveSummary:
-    """:func:`tools.perceive.perceive_many` on Ray: same arguments (tools come from
+    """:func:`vidagent.tools.perceive.perceive_many` on Ray: same arguments (tools come from
     ``make_tools(store=...)``, built once on the driver for planning and once per actor), same
     timelines and summary. ``address``: see :func:`connect`."""
     started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Records of the perception pipeline (:mod:`tools.perceive`) that its callers see: per-video
+"""Records of the perception pipeline (:mod:`vidagent.tools.perceive`) that its callers see:
+per-video
 results, the run summary, progress events, decode sizes, timeline files, one video's job state."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from agent.records import Record, Timeline
+from vidagent.core.records import Record, Timeline
 
 VideoStatus = Literal["ok", "cached", "failed"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.records import Segment, VideoInfo
-from tools.perceive_records import decode_size
-from tools.sampling import sample_segments
-from tools.video import open_video
+from vidagent.core.records import Segment, VideoInfo
+from vidagent.tools.perceive_records import decode_size
+from vidagent.tools.sampling import sample_segments
+from vidagent.tools.video import open_video
 
 MAX_STEPS = 64
 """Most steps one call captions (a window of 32 s at the default 0.5 s step)."""

@@ -1,7 +1,8 @@
 """Which frames to decode: uniform N, a fixed rate, or k per segment.
 
 The functions here only choose indices (pure, cheap, testable); :func:`sample_frames` decodes them
-through a :class:`~tools.video.VideoSource` in one batch and returns frames with exact timestamps.
+through a :class:`~vidagent.tools.video.VideoSource` in one batch and returns frames with exact
+timestamps.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.errors import ConfigError
-from agent.records import Segment, VideoInfo
-from tools.video import FrameBatch, VideoSource
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Segment, VideoInfo
+from vidagent.tools.video import FrameBatch, VideoSource
 
 
 def uniform_indices(num_frames: int, n: int, start: int = 0, end: int | None = None) -> np.ndarray:

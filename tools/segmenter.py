@@ -9,8 +9,8 @@ exactly: consecutive, frame-aligned, no gaps, no overlaps. Two ways to cut:
   frames decoded at a small size (64 px wide by default), so a segment never straddles a cut. Long
   shots are split into parts of at most ``max_seconds``: one 5-minute segment is useless to an LLM.
 
-:func:`build_timeline` wraps both into a :class:`~agent.records.Timeline` and records the method and
-its parameters, so a timeline file says how it was made.
+:func:`build_timeline` wraps both into a :class:`~vidagent.core.records.Timeline` and records the
+method and its parameters, so a timeline file says how it was made.
 
 Shot detection decodes in batches of at most ``batch_size`` frames (and at most 64 MiB), so memory
 stays bounded however long the video is. Only hard cuts are detected: fades and dissolves spread the
@@ -29,9 +29,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.errors import ConfigError
-from agent.records import Segment, Segmentation, Timeline, VideoInfo
-from tools.video import VideoSource, open_video, probe_video
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Segment, Segmentation, Timeline, VideoInfo
+from vidagent.tools.video import VideoSource, open_video, probe_video
 
 ShotMethod = Literal["histogram", "diff"]
 Progress = Callable[[int, int], None]
@@ -74,7 +74,8 @@ class ShotParams(BaseModel):
         return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[self.method]
 
     def recorded(self) -> dict[str, float | int | str | bool]:
-        """The parameters as stored in :class:`~agent.records.Segmentation` (None left out)."""
+        """The parameters as stored in :class:`~vidagent.core.records.Segmentation` (None left
+        out)."""
         params: dict[str, float | int | str | bool] = {
             k: v for k, v in self.model_dump().items() if v is not None
         }
@@ -82,7 +83,8 @@ class ShotParams(BaseModel):
         return params
 
 
-def _shot_params(**kwargs: Any) -> ShotParams:
+def parse_shot_params(**kwargs: Any) -> ShotParams:
+    """:class:`ShotParams` from names and values; a bad one is one :class:`ConfigError` line."""
     try:
         return ShotParams(**kwargs)
     except ValidationError as exc:
@@ -293,8 +295,8 @@ def detect_shots(
     """Frame indices where a new shot starts (hard cuts), ascending, 0 excluded.
 
     ``video`` is a path, opened here at ``analysis_width`` pixels wide (decode-time resize: cheap),
-    or a :class:`~tools.video.VideoSource` the caller opened (preferably at low resolution; larger
-    frames are subsampled before comparing, but still cost their decoding).
+    or a :class:`~vidagent.tools.video.VideoSource` the caller opened (preferably at low
+    resolution; larger frames are subsampled before comparing, but still cost their decoding).
 
     ``method="histogram"`` compares per-channel colour histograms (total variation distance,
     insensitive to motion); ``"diff"`` compares pixels (mean absolute difference / 255). Frame ``i``
@@ -311,7 +313,7 @@ def detect_shots(
     the end, so no shot is shorter (suppresses flicker and a sliver of a last shot).
     ``progress(frames_done, total)`` is called after each decoded batch.
     """
-    params = _shot_params(
+    params = parse_shot_params(
         method=method,
         threshold=threshold,
         min_shot_seconds=min_shot_seconds,
@@ -340,7 +342,7 @@ def shot_segments(
 
     Arguments as in :func:`detect_shots`; ``max_seconds=None`` keeps every shot whole.
     """
-    params = _shot_params(
+    params = parse_shot_params(
         method=method,
         threshold=threshold,
         min_shot_seconds=min_shot_seconds,
@@ -377,7 +379,7 @@ def build_timeline(
     progress: Progress | None = None,
     **shot_params: Any,
 ) -> Timeline:
-    """Cut ``video`` into a :class:`~agent.records.Timeline`: fixed windows, or shots.
+    """Cut ``video`` into a :class:`~vidagent.core.records.Timeline`: fixed windows, or shots.
 
     ``shots=False``: windows of ``seconds`` (default 2 s, see :func:`fixed_segments`); no frame is
     decoded. ``shots=True``: :func:`shot_segments` with ``shot_params`` (names of
@@ -385,7 +387,7 @@ def build_timeline(
     ``seconds`` is not used then, shot length is bounded by ``max_seconds`` (default 10 s).
 
     A path is probed at its native size for ``Timeline.video`` and decoded small for shot detection;
-    a :class:`~tools.video.VideoSource` is used as is and its ``info`` recorded.
+    a :class:`~vidagent.tools.video.VideoSource` is used as is and its ``info`` recorded.
     """
     if not shots:
         if shot_params:
@@ -399,7 +401,7 @@ def build_timeline(
         )
         return Timeline(video=info, segmentation=segmentation, segments=segments)
 
-    params = _shot_params(**shot_params)
+    params = parse_shot_params(**shot_params)
     info = _native_info(video)
     segments = shot_segments(video, progress=progress, **params.model_dump())
     segmentation = Segmentation(method="shots", params=params.recorded())

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
-from agent.records import Record
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Record
 
 _VOWELS = set("aeiou")
 _BASIC_VERBS = (

@@ -1,7 +1,8 @@
 """The perception tool protocol and the records every tool shares.
 
-* :class:`PerceptionTool` is the protocol the pipeline (:mod:`tools.perceive`) drives: a name, a
-  version and typed params that go into the cache key, a lazy :meth:`~PerceptionTool.setup`, and
+* :class:`PerceptionTool` is the protocol the pipeline (:mod:`vidagent.tools.perceive`) drives: a
+  name, a version and typed params that go into the cache key, a lazy :meth:`~PerceptionTool.setup`,
+  and
   :meth:`~PerceptionTool.run` on the frames of a list of segments (possibly from several videos).
 * :class:`ToolParams` is the base of every tool's parameters; :class:`ToolOutput` what a tool
   computed for a list of segments.
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.video import FrameBatch
+from vidagent.tools.video import FrameBatch
 
 
 class ToolParams(BaseModel):

@@ -3,8 +3,8 @@
 Frame access is always by index (decord ``get_batch``; PyAV by presentation timestamp after a
 keyframe seek); decord's ``seek()`` lands on the wrong frame and is never used. Every failure a
 user can hit (missing file, not a video, no video stream, zero frames, truncated or corrupt data)
-is raised as a :class:`~agent.errors.VideoError` subclass whose message names the file and the
-cause.
+is raised as a :class:`~vidagent.core.errors.VideoError` subclass whose message names the file and
+the cause.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from agent.errors import (
+from vidagent.core.errors import (
     ConfigError,
     CorruptVideoError,
     EmptyVideoError,
@@ -27,7 +27,7 @@ from agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from agent.records import VideoInfo
+from vidagent.core.records import VideoInfo
 
 Backend = Literal["auto", "decord", "pyav"]
 VIDEO_SUFFIXES = frozenset(

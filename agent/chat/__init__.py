@@ -5,7 +5,7 @@ that validates and runs a model's tool calls; :mod:`.agent` the multi-turn :clas
 :mod:`.repl` the terminal loop. LangChain is imported only inside functions.
 """
 
-from agent.chat.agent import (
+from vidagent.chat.agent import (
     ChatAgent,
     ChatEvent,
     TextChunk,
@@ -13,14 +13,14 @@ from agent.chat.agent import (
     ToolResultEvent,
     system_prompt,
 )
-from agent.chat.tools import ALL_TOOLS, Tool, Toolbox, ToolCallError, VideoContext
+from vidagent.chat.toolbox import ALL_TOOLS, ChatTool, Toolbox, ToolCallError, VideoContext
 
 __all__ = [
     "ALL_TOOLS",
     "ChatAgent",
     "ChatEvent",
+    "ChatTool",
     "TextChunk",
-    "Tool",
     "ToolCallError",
     "ToolCallEvent",
     "ToolResultEvent",

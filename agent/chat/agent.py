@@ -6,7 +6,7 @@ When the model calls tools, they run and their results go back as ``ToolMessage`
 ``max_rounds`` rounds; after that the model must answer without tools. A call the toolbox cannot run
 (unknown tool, invalid arguments, unparsable JSON, failed task) goes back to the model as an error
 ``ToolMessage`` so it can try again; it never ends the turn. The answer is streamed as
-:class:`TextChunk` events. LangChain types stay inside ``agent.chat``.
+:class:`TextChunk` events. LangChain types stay inside ``vidagent.chat``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.chat.tools import Toolbox, ToolCallError
-from agent.prompting import PromptTemplate, load_prompt
-from agent.tasks.context import timeline_text
+from vidagent.chat.toolbox import Toolbox, ToolCallError
+from vidagent.prompts.loader import PromptTemplate, load_prompt
+from vidagent.tasks.steps import timeline_text
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel

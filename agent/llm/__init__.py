@@ -5,10 +5,10 @@ in-process vLLM engine (:mod:`.vllm_backend`) and transformers on CPU (:mod:`.hf
 one from settings with :func:`build_backend`. Heavy libraries load only when a backend is used.
 """
 
-from agent.llm.backend import LLMBackend, LLMClient
-from agent.llm.cache import ResponseCache, cache_key
-from agent.llm.config import LLMConfig, build_backend
-from agent.llm.errors import (
+from vidagent.llm.backend import LLMBackend, LLMClient
+from vidagent.llm.cache import ResponseCache, cache_key
+from vidagent.llm.config import LLMConfig, build_backend
+from vidagent.llm.errors import (
     LLMConnectionError,
     LLMError,
     LLMOutputError,
@@ -17,8 +17,8 @@ from agent.llm.errors import (
     ServerStartError,
     StructuredOutputUnsupportedError,
 )
-from agent.llm.retry import RetryPolicy
-from agent.llm.types import (
+from vidagent.llm.retry import RetryPolicy
+from vidagent.llm.types import (
     ChatMessage,
     LLMRequest,
     LLMResponse,

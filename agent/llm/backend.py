@@ -18,9 +18,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from agent.llm.cache import ResponseCache, cache_key, cacheable
-from agent.llm.errors import LLMError
-from agent.llm.types import LLMRequest, LLMResponse, UsageMeter, UsageTotals
+from vidagent.llm.cache import ResponseCache, cache_key, cacheable
+from vidagent.llm.errors import LLMError
+from vidagent.llm.types import LLMRequest, LLMResponse, UsageMeter, UsageTotals
 
 T = TypeVar("T")
 Result = LLMResponse | LLMError
@@ -79,6 +79,18 @@ class LLMClient:
             self._semaphore_loop = loop
         return self._semaphore
 
+    async def probe(self) -> None:
+        """Check the backend answers before anything is sent (a served backend asks
+        ``GET /v1/models`` with a short timeout, see :meth:`OpenAIBackend.probe`); in-process
+        backends have nothing to probe. Raises :class:`LLMError` in seconds, naming the URL."""
+        probe = getattr(self.backend, "probe", None)
+        if probe is not None:
+            await probe()
+
+    def probe_sync(self) -> None:
+        """:meth:`probe` for synchronous callers."""
+        self._runner.run(self.probe())
+
     async def generate(self, request: LLMRequest) -> LLMResponse:
         """One call: from the cache if it is deterministic and known, else from the backend."""
         try:
@@ -93,6 +105,9 @@ class LLMClient:
         key = None
         if self.cache is not None and cacheable(request):
             model = request.model or await self.backend.model_name()
+            identity = getattr(self.backend, "model_identity", None)
+            if identity is not None:
+                model = await identity(model)
             key = cache_key(self.backend.name, model, request)
             hit = self.cache.get(key)
             if hit is not None:

@@ -15,7 +15,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from agent.llm.types import LLMRequest, LLMResponse
+from vidagent.core.errors import StoreError
+from vidagent.llm.types import LLMRequest, LLMResponse
 
 CACHE_VERSION = 1
 CACHE_FILE = "llm_cache.sqlite3"
@@ -45,13 +46,20 @@ class ResponseCache:
 
     def __init__(self, directory: str | Path) -> None:
         self.path = Path(directory) / CACHE_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)"
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses "
+                "(key TEXT PRIMARY KEY, response TEXT NOT NULL)"
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the LLM response cache at {self.path}: {exc} (make the folder "
+                "writable, point VIDAGENT_HOME elsewhere, or turn the cache off with --no-cache)"
+            ) from exc
 
     def get(self, key: str) -> LLMResponse | None:
         """The stored response (marked ``cached=True``, latency 0), or None."""

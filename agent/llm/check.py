@@ -12,10 +12,10 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.llm.errors import LLMError
-from agent.llm.openai_backend import OpenAIBackend
-from agent.llm.retry import RetryPolicy
-from agent.llm.types import LLMRecord, LLMRequest, StructuredOutput
+from vidagent.llm.errors import LLMError
+from vidagent.llm.openai_backend import OpenAIBackend
+from vidagent.llm.retry import RetryPolicy
+from vidagent.llm.types import LLMRecord, LLMRequest, StructuredOutput
 
 CHOICES = ["alpha", "bravo", "charlie"]
 SAMPLES = 4

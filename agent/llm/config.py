@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import ConfigError
-from agent.llm.backend import LLMBackend, LLMClient
-from agent.llm.cache import ResponseCache
-from agent.llm.retry import RetryPolicy
-from agent.settings import load_settings
+from vidagent.core.errors import ConfigError
+from vidagent.core.settings import load_settings
+from vidagent.llm.backend import LLMBackend, LLMClient
+from vidagent.llm.cache import ResponseCache
+from vidagent.llm.retry import RetryPolicy
 
 BackendName = Literal["auto", "openai", "vllm", "hf"]
 
@@ -72,7 +72,7 @@ def build_backend(config: LLMConfig) -> LLMClient:
     if name == "openai":
         if not config.urls:
             raise ConfigError("the openai backend needs at least one URL (--url)")
-        from agent.llm.openai_backend import OpenAIBackend
+        from vidagent.llm.openai_backend import OpenAIBackend
 
         backend = OpenAIBackend(
             config.urls,
@@ -85,7 +85,7 @@ def build_backend(config: LLMConfig) -> LLMClient:
     elif name == "vllm":
         if not config.model:
             raise ConfigError("the vllm backend needs a model (path or hub id) in 'model'")
-        from agent.llm.vllm_backend import VLLMBackend
+        from vidagent.llm.vllm_backend import VLLMBackend
 
         backend = VLLMBackend(config.model, engine_args=config.vllm_engine_args)
     else:
@@ -95,7 +95,7 @@ def build_backend(config: LLMConfig) -> LLMClient:
                 "no LLM configured: give a server URL, install vllm, or set hf_model "
                 "(a transformers model path) for the CPU fallback"
             )
-        from agent.llm.hf_backend import HFBackend
+        from vidagent.llm.hf_backend import HFBackend
 
         backend = HFBackend(model, device=config.hf_device)
     cache = None

@@ -8,7 +8,7 @@
   and tokens that decode to an incomplete UTF-8 sequence (a character split across tokens cannot be
   produced). Cost is one regex call per vocabulary token per step (memoised per prefix): fine for
   small vocabularies (the tiny test model, ~400 tokens), slow for 100k-token vocabularies.
-- JSON schema: :func:`agent.llm.json_regex.schema_to_regex`, then :class:`RegexConstraint`.
+- JSON schema: :func:`vidagent.llm.json_regex.schema_to_regex`, then :class:`RegexConstraint`.
 
 :class:`ConstraintLogitsProcessor` applies one constraint to every row of a ``generate`` batch by
 setting the logits of disallowed tokens to ``-inf`` before sampling.
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from agent.llm.errors import StructuredOutputUnsupportedError
-from agent.llm.types import StructuredOutput
+from vidagent.llm.errors import StructuredOutputUnsupportedError
+from vidagent.llm.types import StructuredOutput
 
 _MEMO_LIMIT = 4096
 
@@ -110,7 +110,7 @@ def build_constraint(
     if structured.kind == "regex":
         assert structured.regex is not None
         return RegexConstraint(structured.regex, pieces, eos_id)
-    from agent.llm.json_regex import schema_to_regex
+    from vidagent.llm.json_regex import schema_to_regex
 
     assert structured.json_schema is not None
     return RegexConstraint(schema_to_regex(structured.json_schema), pieces, eos_id)

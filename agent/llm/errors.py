@@ -1,4 +1,4 @@
-"""Errors of the LLM layer: all subclasses of :class:`agent.errors.VidagentError`.
+"""Errors of the LLM layer: all subclasses of :class:`vidagent.core.errors.VidagentError`.
 
 Each message names the server URL (or model) and the cause, so a batch result or a CLI line is
 enough to tell what went wrong without a traceback.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.errors import VidagentError
+from vidagent.core.errors import VidagentError
 
 
 class LLMError(VidagentError):

@@ -8,9 +8,9 @@ Sampling: temperature 0 is greedy (``n`` copies of the one greedy answer); other
 sampling with ``temperature``/``top_p`` and no top-k, seeded with ``torch.manual_seed(seed)`` when a
 seed is given. ``stop`` strings end generation and are cut from the text (OpenAI semantics).
 
-Structured output is truly constrained by :mod:`agent.llm.constrain`: choice lists through a
+Structured output is truly constrained by :mod:`vidagent.llm.constrain`: choice lists through a
 token trie, regexes through partial matching of every candidate token, JSON schemas by converting
-the (supported subset of the) schema to a regex (:mod:`agent.llm.json_regex`); unsupported schema
+the (supported subset of the) schema to a regex (:mod:`vidagent.llm.json_regex`); unsupported schema
 keywords raise :class:`StructuredOutputUnsupportedError` instead of producing unchecked output. A
 constrained output can still be cut by ``max_tokens`` (``finish_reason == "length"``).
 """
@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agent.errors import MissingDependencyError
-from agent.llm.constrain import ConstraintLogitsProcessor, build_constraint, token_pieces
-from agent.llm.errors import LLMRequestError
-from agent.llm.types import LLMRequest, LLMResponse, Usage
+from vidagent.core.errors import MissingDependencyError
+from vidagent.llm.constrain import ConstraintLogitsProcessor, build_constraint, token_pieces
+from vidagent.llm.errors import LLMRequestError
+from vidagent.llm.types import LLMRequest, LLMResponse, Usage
 
 
 class _Candidate(NamedTuple):
@@ -35,7 +35,7 @@ class _Candidate(NamedTuple):
 
 
 class HFBackend:
-    """:class:`~agent.llm.backend.LLMBackend` running a transformers model in this process."""
+    """:class:`~vidagent.llm.backend.LLMBackend` running a transformers model in this process."""
 
     name = "hf"
 
@@ -62,9 +62,11 @@ class HFBackend:
             raise MissingDependencyError(
                 "transformers", "the hf LLM backend", "perception"
             ) from err
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            self.model_path, dtype=getattr(torch, self.dtype)
+        from vidagent.tools.models import load_pretrained
+
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, self.model_path)
+        model: Any = load_pretrained(
+            AutoModelForCausalLM.from_pretrained, self.model_path, dtype=getattr(torch, self.dtype)
         )
         model.to(self.device).eval()
         if tokenizer.eos_token_id is None:

@@ -1,7 +1,7 @@
 """Translate a (simple) JSON schema into a regex whose every full match validates against it.
 
 Used by the transformers backend, which enforces structured output with a regex-constrained
-decoder (:mod:`agent.llm.constrain`). The output is compact JSON with the properties in schema
+decoder (:mod:`vidagent.llm.constrain`). The output is compact JSON with the properties in schema
 order, every declared property present. Supported keywords:
 
 - ``type``: object (``properties``; ``additionalProperties`` may be false or absent — only declared
@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from agent.llm.errors import StructuredOutputUnsupportedError
+from vidagent.llm.errors import StructuredOutputUnsupportedError
 
 _STRING_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])'
 _INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"

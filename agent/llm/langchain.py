@@ -1,7 +1,7 @@
 """LangChain adapter: a ``ChatOpenAI`` on the same OpenAI-compatible endpoint, for the chat agent.
 
 This is the only module that touches LangChain, and only inside the function: the rest of the code
-base passes :class:`~agent.llm.config.LLMConfig` around, never a LangChain type.
+base passes :class:`~vidagent.llm.config.LLMConfig` around, never a LangChain type.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from agent.errors import ConfigError, MissingDependencyError
-from agent.llm.config import LLMConfig
-from agent.llm.errors import LLMConnectionError, LLMRequestError
-from agent.llm.openai_backend import normalize_url
+from vidagent.core.errors import ConfigError, MissingDependencyError
+from vidagent.llm.config import LLMConfig
+from vidagent.llm.errors import LLMConnectionError, LLMRequestError
+from vidagent.llm.openai_backend import normalize_url
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel

@@ -3,7 +3,7 @@
 - One ``AsyncOpenAI`` per base URL over one shared ``httpx.AsyncClient`` whose connection pool is
   sized to the concurrency limit, so connections are reused instead of reopened per request.
 - Retries are ours (the ``openai`` client's own ``max_retries`` is 0): connection errors, timeouts,
-  429 and 5xx are retried with exponential backoff and jitter (:mod:`agent.llm.retry`); after the
+  429 and 5xx are retried with exponential backoff and jitter (:mod:`vidagent.llm.retry`); after the
   last try, :class:`LLMConnectionError` / :class:`LLMTimeoutError` name the URL(s) and the cause.
   Other 4xx raise :class:`LLMRequestError` at once.
 - Several URLs are load-balanced: each try goes to the replica with the fewest outstanding
@@ -14,7 +14,16 @@
   (others keep away while the probe is in flight) and one success brings it back.
 - Structured output goes in ``extra_body={"structured_outputs": {...}}``. The old ``guided_*``
   fields are silently ignored by current vLLM and are never sent.
-- The model defaults to the first one ``GET /v1/models`` lists.
+- :meth:`OpenAIBackend.probe` (``LLMClient.probe``: the API calls it before a command or a batch
+  sends anything; :meth:`model_name` too when no model is configured) asks every replica once:
+  ``GET /v1/models`` with a short timeout (``probe_timeout_s``, no retries). A server that accepts
+  TCP but never answers, a URL that is not an OpenAI-compatible server, or one that does not serve
+  the configured model fails in seconds, in one line naming the URL, instead of after
+  ``max_retries`` x ``timeout_s`` of silence. With several replicas, those that fail the probe
+  are taken out and the others serve the run.
+- The model defaults to the first one ``GET /v1/models`` lists. :meth:`OpenAIBackend.model_identity`
+  names the weights behind it (vLLM's ``root``: the model's path or hub id), so the response cache
+  never answers for a different server's model of the same name.
 
 The timeout is per try and a hard wall-clock deadline (``asyncio.wait_for``); a cancelled try
 closes its connection, which makes vLLM abort that request.
@@ -32,23 +41,39 @@ import httpx
 import openai
 from pydantic import ValidationError
 
-from agent.llm.errors import (
+from vidagent.core.errors import ConfigError
+from vidagent.llm.errors import (
     LLMConnectionError,
+    LLMError,
     LLMOutputError,
     LLMRequestError,
     LLMTimeoutError,
 )
-from agent.llm.retry import RetryPolicy, classify, describe, retry_after_s
-from agent.llm.types import LLMRecord, LLMRequest, LLMResponse, Usage
+from vidagent.llm.retry import RetryPolicy, classify, describe, retry_after_s
+from vidagent.llm.types import LLMRecord, LLMRequest, LLMResponse, Usage
 
 T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
-    """``http://host:8000`` or ``http://host:8000/v1/`` -> ``http://host:8000/v1``."""
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        url = f"http://{url}"
+    """``http://host:8000`` or ``http://host:8000/v1/`` -> ``http://host:8000/v1``.
+
+    Raises :class:`ConfigError` for text that is not a URL with a host (``'::::'``, ``'http://'``).
+    """
+    given = url
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        scheme, rest = "http", scheme
+    url = f"{scheme}://{rest.rstrip('/')}"
+    try:
+        parsed = httpx.URL(url)
+        valid = scheme in ("http", "https") and bool(parsed.host) and parsed.port != 0
+    except (httpx.InvalidURL, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{given!r} is not an LLM server URL (expected e.g. http://localhost:8000/v1)"
+        )
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
@@ -122,10 +147,11 @@ class _Clients:
         self.http = http
         self.per_url = per_url
         self.model_lock = asyncio.Lock()
+        self.probe_lock = asyncio.Lock()
 
 
 class OpenAIBackend:
-    """:class:`~agent.llm.backend.LLMBackend` over one or more OpenAI-compatible base URLs."""
+    """:class:`~vidagent.llm.backend.LLMBackend` over one or more OpenAI-compatible base URLs."""
 
     name = "openai"
 
@@ -140,6 +166,7 @@ class OpenAIBackend:
         max_connections: int = 64,
         cooldown_s: float = 2.0,
         max_cooldown_s: float = 60.0,
+        probe_timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -155,6 +182,8 @@ class OpenAIBackend:
         self.max_connections = max_connections
         self.cooldown_s = cooldown_s
         self.max_cooldown_s = max_cooldown_s
+        self.probe_timeout_s = probe_timeout_s
+        self._served: dict[str, str] | None = None  # model id -> root, from the probe
         self._clock = clock
         self._transport = transport
         self._sleep = sleep
@@ -199,18 +228,85 @@ class OpenAIBackend:
             self._clients = _Clients(loop, http, per_url)
         return self._clients
 
+    async def probe(self) -> dict[str, str]:
+        """``GET /v1/models`` on every replica once, ``probe_timeout_s`` each, no retries.
+
+        Returns the served models (id -> root) of the first replica that answers. Replicas that do
+        not answer are taken out. Raises :class:`LLMConnectionError` (none answers: the URL and
+        the cause, in seconds), or :class:`LLMRequestError` (an answer that is not an
+        OpenAI-compatible model list, or the configured model is not served).
+        """
+        clients = self._bound()
+        async with clients.probe_lock:
+            if self._served is not None:
+                return self._served
+            answers = await asyncio.gather(*(self._probe_one(r) for r in self._replicas))
+            served: dict[str, str] | None = None
+            problems = []
+            for replica, answer in zip(self._replicas, answers, strict=True):
+                if isinstance(answer, dict):
+                    served = answer if served is None else served
+                else:
+                    problems.append(answer)
+                    self._take_out(replica)
+            if served is None:
+                if any(isinstance(p, LLMRequestError) for p in problems):
+                    raise next(p for p in problems if isinstance(p, LLMRequestError))
+                causes = [str(p) for p in problems]
+                if len(causes) > 1:
+                    causes = [f"{u}: {c}" for u, c in zip(self.urls, causes, strict=True)]
+                raise LLMConnectionError(self.urls, 1, "; ".join(causes))
+            if not served:
+                raise LLMRequestError(f"LLM server at {', '.join(self.urls)} serves no model")
+            if self.model is not None and self.model not in served:
+                raise LLMRequestError(
+                    f"LLM server at {', '.join(self.urls)} does not serve model {self.model!r}; "
+                    f"it serves {sorted(served)}"
+                )
+            self._served = served
+            return served
+
+    async def _probe_one(self, replica: _Replica) -> dict[str, str] | LLMError:
+        client = self._bound().per_url[replica.url]
+        replica.sent += 1
+        answer = await self._ask_models(client, replica)
+        if not isinstance(answer, dict):
+            replica.failed += 1
+        return answer
+
+    async def _ask_models(
+        self, client: openai.AsyncOpenAI, replica: _Replica
+    ) -> dict[str, str] | LLMError:
+        try:
+            page = await asyncio.wait_for(client.models.list(), self.probe_timeout_s)
+        except asyncio.TimeoutError:
+            return LLMError(
+                f"accepted the connection but did not answer GET /v1/models within "
+                f"{self.probe_timeout_s:g} s (not a vLLM server, or still starting?)"
+            )
+        except openai.APIConnectionError as exc:
+            return LLMError(describe(exc))
+        except (openai.OpenAIError, ValidationError, ValueError, TypeError) as exc:
+            status = getattr(exc, "status_code", None)
+            what = f"HTTP {status}" if status else f"{type(exc).__name__}: {exc}"
+            return LLMRequestError(
+                f"LLM server at {replica.url} is not an OpenAI-compatible server "
+                f"(GET /v1/models: {what})"
+            )
+        return {m.id: str(getattr(m, "root", None) or m.id) for m in page.data}
+
     async def model_name(self) -> str:
         """The configured model, else the first one the server lists (asked once)."""
         if self.model is None:
-            async with self._bound().model_lock:
-                if self.model is None:
-                    models = await self.list_models()
-                    if not models:
-                        raise LLMRequestError(
-                            f"LLM server at {', '.join(self.urls)} serves no model"
-                        )
-                    self.model = models[0]
+            served = await self.probe()
+            self.model = self.model or next(iter(served))
         return self.model
+
+    async def model_identity(self, model: str) -> str:
+        """What can change the answers of ``model``: the weights the server loaded (vLLM's
+        ``root``, a path or hub id). Part of the response cache key."""
+        served = await self.probe()
+        return f"{model}@{served.get(model, ','.join(self.urls))}"
 
     async def list_models(self) -> list[str]:
         """Ids of the models the server serves (``GET /v1/models``)."""

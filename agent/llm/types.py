@@ -13,7 +13,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.llm.errors import LLMOutputError
+from vidagent.core.records import ChatMessage
+from vidagent.llm.errors import LLMOutputError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -22,13 +23,6 @@ class LLMRecord(BaseModel):
     """Base of the LLM records: unknown fields are rejected."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class ChatMessage(LLMRecord):
-    """One chat turn."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
 
 
 class SamplingParams(LLMRecord):
@@ -52,7 +46,7 @@ class StructuredOutput(LLMRecord):
 
     ``kind`` says which field is set; exactly that one must be. Build with :meth:`from_choices`,
     :meth:`from_schema`, :meth:`from_model` or :meth:`from_regex`. JSON output is always compact
-    (servers started by :mod:`agent.llm.server` disable free whitespace).
+    (servers started by :mod:`vidagent.testing.vllm_server` disable free whitespace).
     """
 
     kind: Literal["choice", "json", "regex"]

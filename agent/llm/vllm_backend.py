@@ -16,9 +16,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from agent.errors import MissingDependencyError
-from agent.llm.errors import LLMError, LLMRequestError
-from agent.llm.types import LLMRequest, LLMResponse, Usage
+from vidagent.core.errors import MissingDependencyError
+from vidagent.llm.errors import LLMError, LLMRequestError
+from vidagent.llm.types import LLMRequest, LLMResponse, Usage
 
 
 def sampling_kwargs(request: LLMRequest) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def sampling_kwargs(request: LLMRequest) -> dict[str, Any]:
 
 
 class VLLMBackend:
-    """:class:`~agent.llm.backend.LLMBackend` over an in-process ``vllm.LLM``."""
+    """:class:`~vidagent.llm.backend.LLMBackend` over an in-process ``vllm.LLM``."""
 
     name = "vllm"
 

@@ -11,7 +11,7 @@ A saved bank is a directory:
   load: a bank built with another embedder, or whose files disagree with it, is refused with
   :class:`IndexMismatchError` / :class:`BankFormatError` instead of being silently mis-searched.
 - ``examples.jsonl``: one :class:`Example` per line, in index order (row i is FAISS id i).
-- ``index.faiss``: the FAISS index (see :mod:`agent.retrieval.faiss_index`).
+- ``index.faiss``: the FAISS index (see :mod:`vidagent.retrieval.faiss_index`).
 
 The old manifest is removed first and the new one written last (files are replaced atomically), so
 an interrupted save leaves no manifest and is refused on load rather than half-read.
@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 from pydantic import Field, JsonValue, ValidationError
 
-from agent.errors import ConfigError
-from agent.records import Record
-from agent.retrieval.embedder import TextEmbedder, normalize_rows
-from agent.retrieval.errors import BankFormatError, IndexMismatchError
-from agent.retrieval.faiss_index import (
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Record
+from vidagent.retrieval.errors import BankFormatError, IndexMismatchError
+from vidagent.retrieval.faiss_index import (
     IndexParams,
     IndexType,
     create_index,
@@ -44,7 +43,7 @@ from agent.retrieval.faiss_index import (
     tune_index,
     write_index,
 )
-from agent.retrieval.manifest import (
+from vidagent.retrieval.manifest import (
     EXAMPLES,
     INDEX,
     MANIFEST,
@@ -53,6 +52,7 @@ from agent.retrieval.manifest import (
     content_hash,
     read_manifest,
 )
+from vidagent.retrieval.text_embedder import TextEmbedder, normalize_rows
 
 ProgressFn = Callable[[int, int], None]
 
@@ -88,7 +88,7 @@ class ExampleBank:
     """Examples plus a FAISS index over their embeddings.
 
     Build with :meth:`build` (embeds the inputs) or :meth:`from_vectors`; persist with
-    :meth:`save` / :meth:`load`. Selection strategies live in :mod:`agent.retrieval.select`; this
+    :meth:`save` / :meth:`load`. Selection strategies live in :mod:`vidagent.retrieval.select`; this
     class offers the primitives they need: :meth:`search`, :meth:`vectors`, source/task lookups.
     """
 

@@ -1,18 +1,20 @@
-"""Errors of the example-retrieval package, all :class:`~agent.errors.VidagentError` subclasses.
+"""Errors of the example-retrieval package, all :class:`~vidagent.core.errors.VidagentError`
+subclasses.
 
 Each names the offending bank directory, model or annotation file, so the CLI can print it as one
-line. Bad selection parameters (``k``, ``lambda_``...) are :class:`~agent.errors.ConfigError`.
+line. Bad selection parameters (``k``, ``lambda_``...) are
+:class:`~vidagent.core.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from agent.errors import VidagentError
+from vidagent.core.errors import VidagentError
 
 
 class RetrievalError(VidagentError):
-    """Base of every error raised on purpose by :mod:`agent.retrieval`."""
+    """Base of every error raised on purpose by :mod:`vidagent.retrieval`."""
 
 
 class IndexMismatchError(RetrievalError):

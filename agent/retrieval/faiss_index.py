@@ -18,7 +18,7 @@ GPU: when faiss was built with GPU support and ``faiss.get_num_gpus() > 0``, fla
 can be cloned to GPU 0 for search (``gpu=None`` means "when available"). The CPU index stays the
 canonical copy used for reconstruct() and saving. HNSW has no FAISS GPU implementation and stays
 on CPU. This path cannot be exercised on CPU-only machines (faiss-cpu reports 0 GPUs); it is guarded
-so that asking for a GPU without one is a clear :class:`~agent.errors.ConfigError`.
+so that asking for a GPU without one is a clear :class:`~vidagent.core.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from agent.errors import ConfigError, MissingDependencyError
-from agent.records import Record
+from vidagent.core.errors import ConfigError, MissingDependencyError
+from vidagent.core.records import Record
 
 IndexType = Literal["flat", "hnsw", "ivf"]
 INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivf")

@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from agent.records import Record
-from agent.retrieval.embedder import TextEmbedder
-from agent.retrieval.errors import BankFormatError, IndexMismatchError
-from agent.retrieval.faiss_index import IndexParams
+from vidagent.core.records import Record
+from vidagent.retrieval.errors import BankFormatError, IndexMismatchError
+from vidagent.retrieval.faiss_index import IndexParams
+from vidagent.retrieval.text_embedder import TextEmbedder
 
 FORMAT_NAME: Literal["vidagent-example-bank"] = "vidagent-example-bank"
 FORMAT_VERSION = 1

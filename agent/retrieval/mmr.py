@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.errors import ConfigError
+from vidagent.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Choosing in-context examples from an :class:`~agent.retrieval.bank.ExampleBank`.
+"""Choosing in-context examples from an :class:`~vidagent.retrieval.bank.ExampleBank`.
 
 Strategies:
 
 - ``mmr`` (default): fetch the ``fetch_k`` most similar eligible examples, then pick ``k`` of them
-  by maximal marginal relevance (:mod:`agent.retrieval.mmr`). PALM's defaults: λ = 0.5,
+  by maximal marginal relevance (:mod:`vidagent.retrieval.mmr`). PALM's defaults: λ = 0.5,
   fetch_k = 20.
 - ``topk``: the ``k`` most similar eligible examples.
 - ``random``: ``k`` eligible examples uniformly at random (seeded), the ablation baseline.
@@ -24,10 +24,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from agent.errors import ConfigError
-from agent.records import Record
-from agent.retrieval.bank import Example, ExampleBank
-from agent.retrieval.mmr import check_lambda, mmr
+from vidagent.core.errors import ConfigError
+from vidagent.core.records import Record
+from vidagent.retrieval.bank import Example, ExampleBank
+from vidagent.retrieval.mmr import check_lambda, mmr
 
 Strategy = Literal["mmr", "topk", "random"]
 STRATEGIES: tuple[str, ...] = ("mmr", "topk", "random")

@@ -10,6 +10,9 @@ Guided decoding makes every output valid, so nothing is parsed by hand:
 - **Open-ended**: the output is a JSON object ``{"answer": str, "segments": [token, ...]}`` whose
   segment items are an enum of the tokens of the segments the prompt showed (1 to
   ``max_citations`` of them), so a citation always names a real, shown segment.
+
+Each is a spec (:class:`ChoiceAnswerSpec`, :class:`OpenAnswerSpec`) run by
+:mod:`vidagent.tasks.pipeline`; :func:`answer_question` is the plain-function entry point.
 """
 
 from __future__ import annotations
@@ -17,27 +20,16 @@ from __future__ import annotations
 import json
 import string
 from collections import Counter
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Unpack
 
 from pydantic import Field
 
-from agent.llm.backend import LLMClient
-from agent.llm.types import SamplingParams, StructuredOutput
-from agent.prompting import PromptTemplate, load_prompt
-from agent.records import Record, Timeline
-from agent.tasks.context import (
-    ContextOptions,
-    QueryEmbedder,
-    TaskError,
-    TextEmbedderLike,
-    new_run,
-    pick_examples,
-    segment_relevance,
-    single_call,
-    timeline_text,
-    video_sources,
-)
-from agent.tasks.run import RunRecord
+from vidagent.core.records import Record, Timeline
+from vidagent.llm.types import SamplingParams, StructuredOutput
+from vidagent.tasks.pipeline import Focus, PromptCall, TaskContext, TaskDeps, TaskKwargs, run_task
+from vidagent.tasks.run import RunRecord, TaskName
+from vidagent.tasks.steps import CallOutcome, TaskError
 
 LETTERS = string.ascii_uppercase
 
@@ -87,93 +79,123 @@ def open_answer_schema(tokens: list[str], max_citations: int, max_chars: int) ->
     }
 
 
-def answer_question(
-    timeline: Timeline,
-    question: str,
-    options: list[str] | None = None,
-    *,
-    llm: LLMClient,
-    bank: Any = None,
-    store: Any = None,
-    query_embedder: QueryEmbedder | None = None,
-    text_embedder: TextEmbedderLike | None = None,
-    prompt: PromptTemplate | None = None,
-    context: ContextOptions | None = None,
-    samples: int = 1,
-    temperature: float | None = None,
-    seed: int = 0,
-    max_citations: int = 3,
-    max_answer_chars: int = 200,
-) -> AnswerResult:
-    """Answer ``question`` (multiple choice when ``options`` are given) about ``timeline``."""
-    opts = context or ContextOptions()
-    choices = list(options or [])
-    if len(choices) > len(LETTERS):
-        raise TaskError(f"at most {len(LETTERS)} options, got {len(choices)}")
-    if samples < 1:
-        raise TaskError(f"samples must be >= 1, got {samples}")
-    if not question.strip():
-        raise TaskError("the question is empty")
-    template = prompt or load_prompt("qa_choice" if choices else "qa_open")
-    run = new_run("answer", timeline, question, template)
-    query = " ".join([question, *choices])
-    with run.step("relevance"):
-        relevance = segment_relevance(
-            timeline,
-            query,
-            store=store,
-            query_embedder=query_embedder,
-            text_embedder=text_embedder,
+@dataclass(frozen=True)
+class _QuestionSpec:
+    """What both answer specs share: the question, validation, focus, variables and sampling.
+
+    ``samples > 1`` samples the model that many times (temperature 0.7 unless given, seeded) and
+    the majority answer wins; ``samples == 1`` is greedy unless ``temperature`` says otherwise.
+    """
+
+    question: str
+    options: tuple[str, ...] = ()
+    samples: int = 1
+    temperature: float | None = None
+    seed: int = 0
+    max_citations: int = 3
+
+    task: ClassVar[TaskName] = "answer"
+    examples_task: ClassVar[str] = "qa"
+    example_sets: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        if len(self.options) > len(LETTERS):
+            raise TaskError(f"at most {len(LETTERS)} options, got {len(self.options)}")
+        if self.samples < 1:
+            raise TaskError(f"samples must be >= 1, got {self.samples}")
+        if not self.question.strip():
+            raise TaskError("the question is empty")
+
+    @property
+    def letters(self) -> list[str]:
+        return list(LETTERS[: len(self.options)])
+
+    def focus(self, timeline: Timeline) -> Focus:
+        return Focus(query=self.question, search=" ".join([self.question, *self.options]))
+
+    def variables(self, ctx: TaskContext) -> dict[str, object]:
+        options = [
+            {"letter": x, "text": t} for x, t in zip(self.letters, self.options, strict=True)
+        ]
+        return {
+            "timeline": ctx.text,
+            "question": self.question,
+            "options": options,
+            "examples": ctx.run.examples,
+        }
+
+    def sampling(self, max_tokens: int) -> SamplingParams:
+        temp = self.temperature
+        if temp is None:
+            temp = 0.7 if self.samples > 1 else 0.0
+        return SamplingParams(
+            temperature=temp, n=self.samples, seed=self.seed, max_tokens=max_tokens
         )
-    run.relevance = relevance.combined
-    with run.step("render"):
-        rendered = timeline_text(timeline, opts, relevance)
-    run.segments_shown = rendered.shown
-    with run.step("examples"):
-        run.examples = pick_examples(
-            bank, query, opts, task="qa", exclude_sources=video_sources(timeline)
+
+
+@dataclass(frozen=True)
+class ChoiceAnswerSpec(_QuestionSpec):
+    """Multiple choice: one option letter (``choice`` constraint), cited by relevance."""
+
+    prompt_name: ClassVar[str] = "qa_choice"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.options:
+            raise TaskError("a multiple-choice question needs options")
+
+    def requests(self, ctx: TaskContext) -> list[PromptCall]:
+        structured = StructuredOutput.from_choices(self.letters)
+        return [PromptCall(self.variables(ctx), structured, self.sampling(4))]
+
+    def result(self, ctx: TaskContext, outcomes: list[CallOutcome]) -> AnswerResult:
+        response = ctx.sole_response(outcomes)
+        letters = self.letters
+        votes = Counter(t.strip() for t in response.texts)
+        letter = max(votes, key=lambda x: (votes[x], -response.texts.index(x)))
+        if letter not in letters:
+            raise TaskError(f"answer: the LLM returned {letter!r}, not one of {letters}")
+        combined = ctx.relevance.combined
+        order = sorted(ctx.run.segments_shown, key=lambda i: -(combined[i] if combined else 0.0))
+        cited = sorted(order[: self.max_citations])
+        return AnswerResult(
+            question=self.question,
+            options=list(self.options),
+            answer=self.options[letters.index(letter)],
+            letter=letter,
+            votes=dict(votes),
+            citations=[citation(ctx.timeline, i) for i in cited],
+            cited_by="relevance",
+            run=ctx.run,
         )
-    letters = list(LETTERS[: len(choices)])
-    variables = {
-        "timeline": rendered.text,
-        "question": question,
-        "options": [{"letter": x, "text": t} for x, t in zip(letters, choices, strict=True)],
-        "examples": run.examples,
-    }
-    with run.step("prompt"):
-        messages = template.render(variables)
-    temp = temperature if temperature is not None else (0.7 if samples > 1 else 0.0)
-    tokens = [timeline.segments[i].token for i in rendered.shown]
-    if choices:
-        structured = StructuredOutput.from_choices(letters)
-        sampling = SamplingParams(temperature=temp, n=samples, seed=seed, max_tokens=4)
-    else:
-        schema = open_answer_schema(tokens, max_citations, max_answer_chars)
-        structured = StructuredOutput.from_schema(schema)
-        bound = max_answer_chars * 6 + max_citations * (max(map(len, tokens)) + 3) + 40
-        sampling = SamplingParams(temperature=temp, n=samples, seed=seed, max_tokens=bound)
-    response = single_call(llm, messages, structured, sampling, run)
-    with run.step("parse"):
-        if choices:
-            votes = Counter(t.strip() for t in response.texts)
-            letter = max(votes, key=lambda x: (votes[x], -response.texts.index(x)))
-            if letter not in letters:
-                raise TaskError(f"answer: the LLM returned {letter!r}, not one of {letters}")
-            order = sorted(
-                rendered.shown,
-                key=lambda i: -(relevance.combined[i] if relevance.combined else 0.0),
+
+
+@dataclass(frozen=True)
+class OpenAnswerSpec(_QuestionSpec):
+    """Open-ended: a JSON answer citing shown segments by token, of at most ``max_answer_chars``."""
+
+    max_answer_chars: int = 200
+
+    prompt_name: ClassVar[str] = "qa_open"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.options:
+            raise TaskError("an open question takes no options (use ChoiceAnswerSpec)")
+
+    def requests(self, ctx: TaskContext) -> list[PromptCall]:
+        tokens = ctx.tokens
+        schema = open_answer_schema(tokens, self.max_citations, self.max_answer_chars)
+        bound = self.max_answer_chars * 6 + self.max_citations * (max(map(len, tokens)) + 3) + 40
+        return [
+            PromptCall(
+                self.variables(ctx), StructuredOutput.from_schema(schema), self.sampling(bound)
             )
-            cited = sorted(order[:max_citations])
-            return AnswerResult(
-                question=question,
-                options=choices,
-                answer=choices[letters.index(letter)],
-                letter=letter,
-                votes=dict(votes),
-                citations=[citation(timeline, i) for i in cited],
-                cited_by="relevance",
-                run=run,
-            )
+        ]
+
+    def result(self, ctx: TaskContext, outcomes: list[CallOutcome]) -> AnswerResult:
+        response = ctx.sole_response(outcomes)
+        tokens = ctx.tokens
         parsed = [_parse_open(text, tokens) for text in response.texts]
         good = [p for p in parsed if p is not None]
         if not good:
@@ -184,15 +206,57 @@ def answer_question(
             )
         votes = Counter(p[0] for p in good)
         text, cited_tokens = next(p for p in good if p[0] == votes.most_common(1)[0][0])
-        indexes = sorted({timeline.by_token(t).index for t in cited_tokens})
+        indexes = sorted({ctx.timeline.by_token(t).index for t in cited_tokens})
         return AnswerResult(
-            question=question,
+            question=self.question,
             answer=text,
-            votes=dict(votes) if samples > 1 else {},
-            citations=[citation(timeline, i) for i in indexes],
+            votes=dict(votes) if self.samples > 1 else {},
+            citations=[citation(ctx.timeline, i) for i in indexes],
             cited_by="model",
-            run=run,
+            run=ctx.run,
         )
+
+
+def answer_question(
+    timeline: Timeline,
+    question: str,
+    options: list[str] | None = None,
+    *,
+    samples: int = 1,
+    temperature: float | None = None,
+    seed: int = 0,
+    max_citations: int = 3,
+    max_answer_chars: int = 200,
+    **deps: Unpack[TaskKwargs],
+) -> AnswerResult:
+    """Answer ``question`` (multiple choice when ``options`` are given) about ``timeline``.
+
+    ``deps``: ``llm`` (required), ``bank``, ``store``, ``query_embedder``, ``text_embedder``,
+    ``prompt``, ``context`` (:class:`~vidagent.tasks.pipeline.TaskKwargs`). The same run as
+    ``run_task(spec, timeline, deps)`` with a :class:`ChoiceAnswerSpec` (options given) or an
+    :class:`OpenAnswerSpec`.
+    """
+    task_deps = TaskDeps.from_kwargs(deps, "answer_question")  # a keyword typo first, as before
+    spec: ChoiceAnswerSpec | OpenAnswerSpec
+    if options:
+        spec = ChoiceAnswerSpec(
+            question,
+            tuple(options),
+            samples=samples,
+            temperature=temperature,
+            seed=seed,
+            max_citations=max_citations,
+        )
+    else:
+        spec = OpenAnswerSpec(
+            question,
+            samples=samples,
+            temperature=temperature,
+            seed=seed,
+            max_citations=max_citations,
+            max_answer_chars=max_answer_chars,
+        )
+    return run_task(spec, timeline, task_deps)
 
 
 def _parse_open(text: str, tokens: list[str]) -> tuple[str, list[str]] | None:

@@ -18,6 +18,10 @@ K candidates, two schedules:
 Without guided decoding (``guided=False``, for backends that cannot constrain), outputs are mapped
 to the taxonomy by :func:`map_to_taxonomy` (closest label by ``difflib``, padded or truncated to
 Z). Every candidate records whether it was valid as produced; ``valid_rate`` reports the share.
+
+The task is :class:`AnticipateSpec`, run by :mod:`vidagent.tasks.pipeline` (no timeline text nor
+relevance: the prompt shows the observed part itself); :func:`anticipate_actions` is the
+plain-function entry point.
 """
 
 from __future__ import annotations
@@ -26,23 +30,21 @@ import difflib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.llm.backend import LLMClient
-from agent.llm.types import SamplingParams, StructuredOutput
-from agent.prompting import PromptTemplate, load_prompt
-from agent.records import Record, Timeline
-from agent.tasks.context import (
-    ContextOptions,
-    TaskError,
-    call_llm,
-    new_run,
-    pick_examples,
-    video_sources,
-)
-from agent.tasks.run import RunRecord
+from vidagent.core.records import Record, Timeline
+from vidagent.llm.backend import LLMClient
+from vidagent.llm.types import SamplingParams, StructuredOutput
+from vidagent.prompts.loader import PromptTemplate
+from vidagent.tasks.pipeline import Focus, PromptCall, TaskContext, TaskDeps, run_task
+from vidagent.tasks.run import RunRecord, TaskName
+from vidagent.tasks.steps import CallOutcome, TaskError, TaskOptions
+
+if TYPE_CHECKING:
+    from vidagent.retrieval.bank import ExampleBank
 
 Schedule = Literal["sample", "examples"]
 
@@ -162,15 +164,115 @@ def observed_text(timeline: Timeline, observed: int | None) -> tuple[list[int], 
     return [s.index for s in segs], ", ".join(actions), "; ".join(c for c in captions if c)
 
 
+@dataclass(frozen=True)
+class AnticipateSpec:
+    """Anticipate the next ``z`` actions, ``k`` candidates (module docstring for the schedules)."""
+
+    verbs: tuple[str, ...]
+    nouns: tuple[str, ...]
+    observed: int | None = None
+    z: int = 20
+    k: int = 5
+    schedule: Schedule = "sample"
+    guided: bool = True
+    temperature: float = 0.7
+    seed: int = 0
+    max_context_chars: int = 300
+    max_tokens: int | None = None
+
+    task: ClassVar[TaskName] = "anticipate"
+    prompt_name: ClassVar[str] = "lta"
+    examples_task: ClassVar[str] = "lta"
+
+    def __post_init__(self) -> None:
+        if self.z < 1 or self.k < 1:
+            raise TaskError(f"z and k must be >= 1, got z={self.z}, k={self.k}")
+        if not self.verbs or not self.nouns:
+            raise TaskError("the taxonomy needs verbs and nouns")
+
+    @property
+    def example_sets(self) -> int:
+        """PALM gives each of the ``k`` candidates its own set of examples."""
+        return 1 if self.schedule == "sample" else self.k
+
+    def focus(self, timeline: Timeline) -> Focus:
+        shown, actions, captions = observed_text(timeline, self.observed)
+        return Focus(
+            query=actions or captions,
+            search=actions or captions,
+            show_timeline=False,
+            shown=shown,
+            facts={"actions": actions, "captions": captions},
+        )
+
+    def requests(self, ctx: TaskContext) -> list[PromptCall]:
+        pool = ctx.run.examples
+        k, sample = self.k, self.schedule == "sample"
+        subsets = [pool] if sample else [pool[i::k] for i in range(k)]
+        verbs, nouns = self.verbs, self.nouns
+        structured = (
+            StructuredOutput.from_schema(lta_schema(verbs, nouns, self.z)) if self.guided else None
+        )
+        bound = output_bound(verbs, nouns, self.z)
+        limit = min(bound, self.max_tokens) if self.max_tokens else bound
+        variables = {
+            "observed": ctx.focus.facts["actions"] or "(no action labels)",
+            "context": ctx.focus.facts["captions"][: self.max_context_chars],
+            "z": self.z,
+        }
+        return [
+            PromptCall(
+                {**variables, "examples": subset},
+                structured,
+                SamplingParams(
+                    temperature=self.temperature,
+                    n=k if sample else 1,
+                    seed=self.seed + i,
+                    max_tokens=limit,
+                ),
+            )
+            for i, subset in enumerate(subsets)
+        ]
+
+    def result(self, ctx: TaskContext, outcomes: list[CallOutcome]) -> AnticipationResult:
+        verbs, nouns, z = self.verbs, self.nouns, self.z
+        candidates: list[Candidate] = []
+        for call, response in outcomes:
+            if response is None:
+                candidates.append(Candidate(error=call.error))
+                continue
+            for text in response.texts:
+                pairs = parse_actions(text, verbs, nouns, z)
+                if pairs is not None:
+                    candidates.append(Candidate(actions=pairs, valid=True))
+                else:
+                    mapped = map_to_taxonomy(text, verbs, nouns, z)
+                    candidates.append(Candidate(actions=mapped, valid=False))
+        if all(c.error for c in candidates):
+            ctx.run.error = candidates[0].error
+            raise TaskError(f"anticipate: every LLM call failed: {candidates[0].error}")
+        return AnticipationResult(
+            z=z,
+            k=self.k,
+            schedule=self.schedule,
+            guided=self.guided,
+            observed_segments=ctx.run.segments_shown,
+            observed=ctx.focus.facts["actions"],
+            candidates=candidates,
+            valid_rate=sum(c.valid for c in candidates) / len(candidates),
+            run=ctx.run,
+        )
+
+
 def anticipate_actions(
     timeline: Timeline,
     *,
     verbs: Sequence[str],
     nouns: Sequence[str],
     llm: LLMClient,
-    bank: Any = None,
+    bank: ExampleBank | None = None,
     prompt: PromptTemplate | None = None,
-    context: ContextOptions | None = None,
+    context: TaskOptions | None = None,
     observed: int | None = None,
     z: int = 20,
     k: int = 5,
@@ -182,70 +284,18 @@ def anticipate_actions(
     max_tokens: int | None = None,
 ) -> AnticipationResult:
     """Predict ``k`` sequences of the next ``z`` actions after the first ``observed`` segments."""
-    opts = context or ContextOptions()
-    if z < 1 or k < 1:
-        raise TaskError(f"z and k must be >= 1, got z={z}, k={k}")
-    if not verbs or not nouns:
-        raise TaskError("the taxonomy needs verbs and nouns")
-    template = prompt or load_prompt("lta")
-    shown, actions, captions = observed_text(timeline, observed)
-    run = new_run("anticipate", timeline, actions or captions, template)
-    run.segments_shown = shown
-    query = actions or captions
-    with run.step("examples"):
-        per_candidate = 1 if schedule == "sample" else k
-        pool = pick_examples(
-            bank,
-            query,
-            opts,
-            task="lta",
-            exclude_sources=video_sources(timeline),
-            k=opts.k * per_candidate,
-        )
-    run.examples = pool
-    subsets = [pool] if schedule == "sample" else [pool[i::k] for i in range(k)]
-    structured = StructuredOutput.from_schema(lta_schema(verbs, nouns, z)) if guided else None
-    bound = output_bound(verbs, nouns, z)
-    limit = min(bound, max_tokens) if max_tokens else bound
-    requests = []
-    with run.step("prompt"):
-        for i, subset in enumerate(subsets):
-            messages = template.render(
-                {
-                    "observed": actions or "(no action labels)",
-                    "context": captions[:max_context_chars],
-                    "z": z,
-                    "examples": subset,
-                }
-            )
-            n = k if schedule == "sample" else 1
-            sampling = SamplingParams(temperature=temperature, n=n, seed=seed + i, max_tokens=limit)
-            requests.append((messages, structured, sampling))
-    results = call_llm(llm, requests, run)
-    candidates: list[Candidate] = []
-    with run.step("parse"):
-        for call, response in results:
-            if response is None:
-                candidates.append(Candidate(error=call.error))
-                continue
-            for text in response.texts:
-                pairs = parse_actions(text, verbs, nouns, z)
-                if pairs is not None:
-                    candidates.append(Candidate(actions=pairs, valid=True))
-                else:
-                    mapped = map_to_taxonomy(text, verbs, nouns, z)
-                    candidates.append(Candidate(actions=mapped, valid=False))
-    if all(c.error for c in candidates):
-        run.error = candidates[0].error
-        raise TaskError(f"anticipate: every LLM call failed: {candidates[0].error}")
-    return AnticipationResult(
+    spec = AnticipateSpec(
+        tuple(verbs),
+        tuple(nouns),
+        observed=observed,
         z=z,
         k=k,
         schedule=schedule,
         guided=guided,
-        observed_segments=shown,
-        observed=actions,
-        candidates=candidates,
-        valid_rate=sum(c.valid for c in candidates) / len(candidates),
-        run=run,
+        temperature=temperature,
+        seed=seed,
+        max_context_chars=max_context_chars,
+        max_tokens=max_tokens,
     )
+    deps = TaskDeps(llm=llm, bank=bank, prompt=prompt, options=context or TaskOptions())
+    return run_task(spec, timeline, deps)

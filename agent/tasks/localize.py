@@ -6,36 +6,29 @@
    before the start segment the two are swapped.
 3. Refinement by the similarity of the query's embedding to each segment (visual embeddings in the
    perception embedder's space when available, else caption text; see
-   :func:`agent.tasks.context.segment_relevance`). Scores are min-max scaled over the video to
+   :func:`vidagent.tasks.steps.segment_relevance`). Scores are min-max scaled over the video to
    [0, 1]. The span then grows one neighbouring segment at a time while the neighbour scores at
    least ``extend_at`` (default 0.8, i.e. close to the peak), and shrinks from either edge while
    the edge segment scores below ``shrink_below`` (default 0.2) and another segment remains.
    Spans are unions of whole segments, so ``0 <= start < end <= duration`` always holds.
+
+The task is :class:`LocalizeSpec`, run by :mod:`vidagent.tasks.pipeline`; :func:`localize_query`
+is the plain-function entry point.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Unpack
 
 from pydantic import Field
 
-from agent.llm.backend import LLMClient
-from agent.llm.types import SamplingParams, StructuredOutput
-from agent.prompting import PromptTemplate, load_prompt
-from agent.records import Record, Timeline
-from agent.tasks.context import (
-    ContextOptions,
-    QueryEmbedder,
-    TaskError,
-    TextEmbedderLike,
-    new_run,
-    pick_examples,
-    segment_relevance,
-    single_call,
-    timeline_text,
-    video_sources,
-)
-from agent.tasks.run import RunRecord
+from vidagent.core.records import Record, Timeline
+from vidagent.llm.types import SamplingParams, StructuredOutput
+from vidagent.tasks.pipeline import Focus, PromptCall, TaskContext, TaskDeps, TaskKwargs, run_task
+from vidagent.tasks.run import RunRecord, TaskName
+from vidagent.tasks.steps import CallOutcome, Relevance, TaskError
 
 
 class LocalizationResult(Record):
@@ -86,81 +79,89 @@ def refine_span(
     return first, last
 
 
-def localize_query(
-    timeline: Timeline,
-    query: str,
-    *,
-    llm: LLMClient,
-    bank: Any = None,
-    store: Any = None,
-    query_embedder: QueryEmbedder | None = None,
-    text_embedder: TextEmbedderLike | None = None,
-    prompt: PromptTemplate | None = None,
-    context: ContextOptions | None = None,
-    refine: bool = True,
-    extend_at: float = 0.8,
-    shrink_below: float = 0.2,
-) -> LocalizationResult:
-    """Where in ``timeline`` ``query`` happens, as [start, end] seconds."""
-    opts = context or ContextOptions()
-    if not query.strip():
-        raise TaskError("the localization query is empty")
-    template = prompt or load_prompt("localize")
-    run = new_run("localize", timeline, query, template)
-    with run.step("relevance"):
-        relevance = segment_relevance(
-            timeline, query, store=store, query_embedder=query_embedder, text_embedder=text_embedder
-        )
-    run.relevance = relevance.combined
-    with run.step("render"):
-        rendered = timeline_text(timeline, opts, relevance)
-    run.segments_shown = rendered.shown
-    with run.step("examples"):
-        run.examples = pick_examples(
-            bank, query, opts, task="localize", exclude_sources=video_sources(timeline)
-        )
-    with run.step("prompt"):
-        messages = template.render(
-            {"timeline": rendered.text, "query": query, "examples": run.examples}
-        )
-    tokens = [timeline.segments[i].token for i in rendered.shown]
-    bound = 2 * max(len(t) for t in tokens) + 32
-    response = single_call(
-        llm,
-        messages,
-        StructuredOutput.from_schema(span_schema(tokens)),
-        SamplingParams(temperature=0.0, max_tokens=bound),
-        run,
-    )
-    with run.step("parse"):
-        start_tok, end_tok = _parse_span(response.text, tokens, response.finish_reasons[0])
+@dataclass(frozen=True)
+class LocalizeSpec:
+    """Localize ``query``: a greedy ``{"start", "end"}`` token span, refined by similarity."""
+
+    query: str
+    refine: bool = True
+    extend_at: float = 0.8
+    shrink_below: float = 0.2
+
+    task: ClassVar[TaskName] = "localize"
+    prompt_name: ClassVar[str] = "localize"
+    examples_task: ClassVar[str] = "localize"
+    example_sets: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        if not self.query.strip():
+            raise TaskError("the localization query is empty")
+
+    def focus(self, timeline: Timeline) -> Focus:
+        return Focus(query=self.query, search=self.query)
+
+    def requests(self, ctx: TaskContext) -> list[PromptCall]:
+        tokens = ctx.tokens
+        variables = {"timeline": ctx.text, "query": self.query, "examples": ctx.run.examples}
+        bound = 2 * max(len(t) for t in tokens) + 32
+        structured = StructuredOutput.from_schema(span_schema(tokens))
+        return [
+            PromptCall(variables, structured, SamplingParams(temperature=0.0, max_tokens=bound))
+        ]
+
+    def result(self, ctx: TaskContext, outcomes: list[CallOutcome]) -> LocalizationResult:
+        response = ctx.sole_response(outcomes)
+        timeline = ctx.timeline
+        start_tok, end_tok = _parse_span(response.text, ctx.tokens, response.finish_reasons[0])
         first, last = timeline.by_token(start_tok).index, timeline.by_token(end_tok).index
         swapped = last < first
         if swapped:
             first, last = last, first
-        scores = _scaled_scores(relevance)
+        scores = _scaled_scores(ctx.relevance)
         new_first, new_last = (
-            refine_span(first, last, scores, extend_at=extend_at, shrink_below=shrink_below)
-            if refine
+            refine_span(
+                first, last, scores, extend_at=self.extend_at, shrink_below=self.shrink_below
+            )
+            if self.refine
             else (first, last)
         )
-    segs = timeline.segments
-    return LocalizationResult(
-        query=query,
-        start=segs[new_first].start,
-        end=segs[new_last].end,
-        start_token=segs[new_first].token,
-        end_token=segs[new_last].token,
-        llm_start_token=start_tok,
-        llm_end_token=end_tok,
-        swapped=swapped,
-        refined=(new_first, new_last) != (first, last),
-        scores=scores,
-        run=run,
-    )
+        segs = timeline.segments
+        return LocalizationResult(
+            query=self.query,
+            start=segs[new_first].start,
+            end=segs[new_last].end,
+            start_token=segs[new_first].token,
+            end_token=segs[new_last].token,
+            llm_start_token=start_tok,
+            llm_end_token=end_tok,
+            swapped=swapped,
+            refined=(new_first, new_last) != (first, last),
+            scores=scores,
+            run=ctx.run,
+        )
 
 
-def _scaled_scores(relevance: Any) -> list[float] | None:
+def localize_query(
+    timeline: Timeline,
+    query: str,
+    *,
+    refine: bool = True,
+    extend_at: float = 0.8,
+    shrink_below: float = 0.2,
+    **deps: Unpack[TaskKwargs],
+) -> LocalizationResult:
+    """Where in ``timeline`` ``query`` happens, as [start, end] seconds.
+
+    ``deps``: ``llm`` (required), ``bank``, ``store``, ``query_embedder``, ``text_embedder``,
+    ``prompt``, ``context`` (:class:`~vidagent.tasks.pipeline.TaskKwargs`). The same run as
+    ``run_task(LocalizeSpec(query, ...), timeline, TaskDeps(...))``.
+    """
+    task_deps = TaskDeps.from_kwargs(deps, "localize_query")  # a keyword typo first, as before
+    spec = LocalizeSpec(query, refine=refine, extend_at=extend_at, shrink_below=shrink_below)
+    return run_task(spec, timeline, task_deps)
+
+
+def _scaled_scores(relevance: Relevance) -> list[float] | None:
     raw = relevance.visual if relevance.visual is not None else relevance.text
     if raw is None:
         return None
@@ -171,8 +172,6 @@ def _scaled_scores(relevance: Any) -> list[float] | None:
 
 
 def _parse_span(text: str, tokens: list[str], finish: str | None) -> tuple[str, str]:
-    import json
-
     try:
         data = json.loads(text)
         start, end = data["start"], data["end"]

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, JsonValue
 
-from agent.llm.types import ChatMessage, StructuredOutput, Usage
-from agent.records import Record
+from vidagent.core.records import Record
+from vidagent.llm.types import ChatMessage, StructuredOutput, Usage
 
 TaskName = Literal["answer", "anticipate", "localize"]
 

@@ -4,8 +4,8 @@
 and the chat model), so tests can pass their own backend. Nothing runs at import time.
 """
 
-from agent.web.app import create_app
-from agent.web.backend import Backend, ServedBackend
-from agent.web.config import ServeConfig
+from vidagent.web.app import create_app
+from vidagent.web.backend import Backend, ServedBackend
+from vidagent.web.config import ServeConfig
 
 __all__ = ["Backend", "ServeConfig", "ServedBackend", "create_app"]

@@ -12,7 +12,10 @@ Routes (documented at ``/docs`` and ``/openapi.json``):
 
 With an API key every ``/api`` route but ``/api/server`` needs it, as ``Authorization: Bearer KEY``,
 ``X-API-Key: KEY`` or ``?key=KEY`` (for the ``<video>`` element's media URL). Errors are JSON
-``{"detail": "..."}``.
+``{"detail": "..."}``. Every request must name the server in its Host header, a state-changing one
+must not come from another site's page, and every response carries the security headers
+(:mod:`vidagent.web.guard`). Chat sessions are capped and expire (:mod:`vidagent.web.sessions`):
+posting a question to a busy session is 409, resetting it cancels the running answer.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from pathlib import Path
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from agent.web.backend import Backend
-from agent.web.config import (
+from vidagent.web.backend import Backend
+from vidagent.web.config import (
     MessageIn,
     ServeConfig,
     ServerInfo,
@@ -38,9 +42,18 @@ from agent.web.config import (
     VideoDetail,
     VideoOut,
 )
-from agent.web.library import StoredVideo, UploadError, VideoLibrary
-from agent.web.sessions import Session, Sessions, Timelines
-from agent.web.upload import MultipartFile
+from vidagent.web.guard import Guard, HostPolicy
+from vidagent.web.library import StoredVideo, UploadError, VideoLibrary
+from vidagent.web.sessions import (
+    Session,
+    SessionBusy,
+    Sessions,
+    SessionsFull,
+    TooManyTurns,
+    Turn,
+)
+from vidagent.web.timelines import Timelines
+from vidagent.web.upload import MultipartFile
 
 STATIC = Path(__file__).parent / "static"
 VERSION = "0.1.0"
@@ -89,6 +102,25 @@ def _key_checker(api_key: str | None) -> Callable[[Request], None]:
     return check
 
 
+class TurnResponse(StreamingResponse):
+    """The SSE stream of one turn; however the response ends (finished, client gone before or
+    while it streams, cancelled), the turn is cancelled if still running and its session freed."""
+
+    def __init__(self, turn: Turn) -> None:
+        super().__init__(
+            turn.events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.turn.cancel("the client went away")
+
+
 def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
     """The app over ``backend``; uploads go to ``config.data_dir`` (created here)."""
     library = VideoLibrary(config.data_dir, config.videos_dir)
@@ -99,6 +131,7 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        sessions.close()
         timelines.close()
         await anyio.to_thread.run_sync(backend.close)  # may run its own event loop
 
@@ -108,6 +141,8 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
         description="Chat about videos: upload, perceive into a timeline of segments, ask.",
         lifespan=lifespan,
     )
+    app.state.config = config
+    app.add_middleware(Guard, policy=HostPolicy.of(config.host, config.allowed_hosts))
     api = APIRouter(prefix="/api", dependencies=[Depends(_key_checker(config.api_key))])
 
     def video_out(video: StoredVideo) -> VideoOut:
@@ -129,7 +164,7 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
     def session_of(session_id: str) -> Session:
         session = sessions.get(session_id)
         if session is None:
-            raise HTTPException(404, f"no chat session {session_id!r}")
+            raise HTTPException(404, f"no chat session {session_id!r} (or it has expired)")
         return session
 
     @app.get("/api/server", response_model=ServerInfo, tags=["server"])
@@ -169,8 +204,8 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
     @api.get("/videos/{video_id}", response_model=VideoDetail, tags=["videos"])
     async def video_info(video_id: str) -> VideoDetail:
         """Metadata of a video (duration, fps, size, codec)."""
-        from agent.errors import VideoError
-        from tools.video import probe_video
+        from vidagent.core.errors import VideoError
+        from vidagent.tools.video import probe_video
 
         video = find(video_id)
         try:
@@ -220,7 +255,10 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
             raise HTTPException(
                 409, f"the timeline of {video.name!r} is not ready; POST its /timeline first"
             )
-        session = sessions.create(video.id, deps)
+        try:
+            session = sessions.create(video.id, deps)
+        except SessionsFull as err:
+            raise HTTPException(503, str(err), headers={"Retry-After": "5"}) from None
         return SessionOut(id=session.id, video_id=session.video_id, turns=0)
 
     @api.get("/sessions/{session_id}", response_model=SessionOut, tags=["chat"])
@@ -232,30 +270,30 @@ def create_app(config: ServeConfig, *, backend: Backend) -> FastAPI:
         "/sessions/{session_id}/messages",
         tags=["chat"],
         response_class=StreamingResponse,
-        responses={**SSE_DOC, 409: {"description": "A turn is already running"}},  # type: ignore[dict-item]
+        responses={
+            **SSE_DOC,  # type: ignore[dict-item]
+            409: {"description": "A turn is already running"},
+            503: {"description": "Too many answers being computed"},
+        },
     )
-    def send_message(session_id: str, body: MessageIn) -> StreamingResponse:
+    async def send_message(session_id: str, body: MessageIn) -> StreamingResponse:
         """Ask a question; the answer streams back as Server-Sent Events."""
-        session = session_of(session_id)
-        if not session.lock.acquire(blocking=False):
-            raise HTTPException(409, "this session is still answering the previous question")
-        return StreamingResponse(
-            sessions.turn(session, body.text),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        try:
+            turn = sessions.start_turn(session_of(session_id), body.text)
+        except SessionBusy as err:
+            raise HTTPException(409, str(err)) from None
+        except TooManyTurns as err:
+            raise HTTPException(503, str(err), headers={"Retry-After": "5"}) from None
+        return TurnResponse(turn)
 
     @api.post("/sessions/{session_id}/reset", status_code=204, tags=["chat"])
-    def reset_session(session_id: str) -> None:
-        """Forget the conversation (the video stays)."""
-        session = session_of(session_id)
-        with session.lock:
-            if session.agent is not None:
-                session.agent.reset()
-            session.turns = 0
+    async def reset_session(session_id: str) -> None:
+        """Forget the conversation (the video stays); a running answer is cancelled (its stream
+        ends with an ``error`` event). Never waits."""
+        sessions.reset(session_of(session_id))
 
     @api.delete("/sessions/{session_id}", status_code=204, tags=["chat"])
-    def delete_session(session_id: str) -> None:
+    async def delete_session(session_id: str) -> None:
         if not sessions.delete(session_id):
             raise HTTPException(404, f"no chat session {session_id!r}")
 

@@ -1,22 +1,25 @@
 """What the web app needs from the rest of vidagent, behind one small protocol.
 
 :class:`Backend` perceives a video (its timeline plus what the chat tools need) and makes the chat
-model; :class:`ServedBackend` is the real one, built by ``vidagent serve`` from the options of
-``vidagent chat``. Tests pass their own.
+model; :class:`ServedBackend` is the real one, built by ``vidagent serve`` from the API's settings
+(:class:`~vidagent.api.PerceptionConfig`, :class:`~vidagent.api.LLMSettings`). Tests pass their own.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from vidagent.api.config import LLMSettings, PerceptionConfig
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
 
-    from agent.deps import Deps, SharedDeps
+    from vidagent.api.deps import Deps, SharedDeps
+    from vidagent.tools.perceive_records import ProgressEvent
 
 
 StepsDone = Callable[[int, int], None]
@@ -38,17 +41,11 @@ class Backend(Protocol):
 
 @dataclass
 class ServedBackend:
-    """Perception with the given tools and a served vLLM for the chat and the task tools."""
+    """Perception with ``perception``'s tools and a served vLLM for the chat and the task tools."""
 
-    llm_url: list[str]
-    llm_model: str
-    captioner: str
-    embedder: str
-    captioner_url: str | None = None
-    taxonomy: Path | None = None
+    llm: LLMSettings
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     bank: Path | None = None
-    seconds: float = 2.0
-    device: str = "auto"
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
@@ -57,20 +54,21 @@ class ServedBackend:
 
     def _deps(self) -> SharedDeps:
         """Built once, on first use: the task LLM client, store, text embedder, example bank."""
-        from agent.deps import build_shared
+        from vidagent.api.deps import build_shared
 
         with self._lock:
             if self._shared is None:
-                self._shared = build_shared(self.llm_url, self.llm_model, self.bank)
+                self._shared = build_shared(self.llm, self.bank)
             return self._shared
 
     def perceive(self, path: Path, progress: StepsDone | None = None) -> Deps:
-        from agent.deps import Deps, captioner_of, perceive_videos
+        from vidagent.api.deps import Deps
+        from vidagent.api.perception import perceive_videos
 
         shared = self._deps()
         steps = [0, 0]
 
-        def on_event(event: Any) -> None:
+        def on_event(event: ProgressEvent) -> None:
             if event.kind == "planned":
                 steps[1] += event.count
             elif event.kind == "segments":
@@ -78,32 +76,24 @@ class ServedBackend:
             if progress is not None:
                 progress(steps[0], steps[1])
 
-        timelines, tools = perceive_videos(
-            [path],
-            captioner=self.captioner,
-            captioner_url=self.captioner_url,
-            embedder=self.embedder,
-            taxonomy=self.taxonomy,
-            seconds=self.seconds,
-            device=self.device,
-            store=shared.store,
-            progress=on_event,
+        perceived = perceive_videos(
+            [path], self.perception, store=shared.store, on_progress=on_event
         )
         return Deps(
-            timelines[0],
+            perceived.timelines[0],
             shared.store,
             shared.llm,
             shared.bank,
-            tools["embedder"],
+            perceived.query_embedder,
             shared.text_embedder,
-            captioner=captioner_of(tools),
+            captioner=perceived.captioner,
         )
 
     def chat_model(self) -> BaseChatModel:
-        from agent.chat_cli import served_chat_model
+        from vidagent.api.chat import served_chat_model
 
-        return served_chat_model(self.llm_url, self.llm_model, self.temperature)
+        return served_chat_model(self.llm, self.temperature)
 
     def close(self) -> None:
         if self._shared is not None:
-            self._shared.llm.close()
+            self._shared.close()

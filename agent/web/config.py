@@ -7,9 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidagent.api.chat import ChatSettings
 
-class ServeConfig(BaseModel):
-    """What ``vidagent serve`` passes to :func:`agent.web.create_app`."""
+
+class ServeConfig(ChatSettings):
+    """What ``vidagent serve`` passes to :func:`vidagent.web.create_app`: the chat settings of
+    every session (:class:`~vidagent.api.ChatSettings`) and the web server's own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -17,13 +20,23 @@ class ServeConfig(BaseModel):
     videos_dir: Path | None = Field(default=None, description="Read-only folder of videos")
     api_key: str | None = Field(default=None, description="Required on every /api route if set")
     max_upload_mb: float = Field(default=500.0, gt=0)
-    max_rounds: int = Field(default=4, ge=0, description="Tool-call rounds per answer")
-    tool_choice: Literal["auto", "required"] = "auto"
-    max_tokens: int | None = Field(default=1024, ge=1, description="Per model reply")
-    k: int = Field(default=4, ge=0, description="In-context examples of the task tools")
-    max_timeline_chars: int = Field(default=4000, ge=40)
-    prompt: Path | None = Field(default=None, description="System prompt template (YAML)")
-    tools: list[str] | None = Field(default=None, description="The chat's tools (None: all)")
+    host: str = Field(
+        default="127.0.0.1",
+        description="The address the server listens on; a request's Host header must name it, "
+        "a loopback name, or one of allowed_hosts (vidagent.web.guard)",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="More host names accepted in the Host header ('*': any)"
+    )
+    max_sessions: int = Field(
+        default=64,
+        ge=1,
+        description="Chat sessions kept at once: a new one replaces the least recently used idle "
+        "one; when all are answering, creating one is refused (503)",
+    )
+    session_idle_s: float = Field(
+        default=3600.0, gt=0, description="A chat session unused this long is forgotten"
+    )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -2,9 +2,9 @@
 
 An upload is streamed to a temporary file inside ``data_dir/uploads`` while its size is checked, so
 a too-large upload is refused as soon as it passes the limit; it is then opened with
-:mod:`tools.video` (a file no decoder understands is removed and refused with the decoder's reason)
-and renamed to ``<sha256[:16]><ext>``. The client's file name is only a display name: sanitized and
-stored next to it in a JSON sidecar, never used as a path.
+:mod:`vidagent.tools.video` (a file no decoder understands is removed and refused with the
+decoder's reason) and renamed to ``<sha256[:16]><ext>``. The client's file name is only a display
+name: sanitized and stored next to it in a JSON sidecar, never used as a path.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from agent.errors import CorruptVideoError, VidagentError, VideoError
-from tools.video import VIDEO_SUFFIXES
+from vidagent.core.errors import CorruptVideoError, VidagentError, VideoError
+from vidagent.tools.video import VIDEO_SUFFIXES
 
 
 class UploadError(VidagentError):
@@ -143,8 +143,8 @@ class VideoLibrary:
 
 
 def _check_video(path: Path, name: str) -> None:
-    from agent.cli import quiet_native_stderr
-    from tools.video import probe_video
+    from vidagent.tools.video import probe_video
+    from vidagent.tools.video_files import quiet_native_stderr
 
     try:
         with quiet_native_stderr():

@@ -12,7 +12,7 @@ from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from agent.web.library import UploadError
+from vidagent.web.library import UploadError
 
 FIELD = "file"
 

@@ -1,0 +1,5 @@
+"""``python -m vidagent.cli``: the same as the ``vidagent`` command."""
+
+from vidagent.cli.main import main
+
+main()

@@ -1,0 +1,30 @@
+"""The content-addressed perception store (SQLite records + immutable ``.npy`` arrays).
+
+:mod:`.perception` the store itself, :mod:`.keys` content hashes and cache keys, :mod:`.db` the
+SQLite schema and connections, :mod:`.records` what it stores and reports, :mod:`.maintenance`
+stats and garbage collection.
+"""
+
+from vidagent.store.keys import STORE_FORMAT, file_digest, make_key
+from vidagent.store.perception import PerceptionStore
+from vidagent.store.records import (
+    ArrayInfo,
+    Computed,
+    GcReport,
+    StoredMeta,
+    StoredResult,
+    StoreStats,
+)
+
+__all__ = [
+    "STORE_FORMAT",
+    "ArrayInfo",
+    "Computed",
+    "GcReport",
+    "PerceptionStore",
+    "StoreStats",
+    "StoredMeta",
+    "StoredResult",
+    "file_digest",
+    "make_key",
+]
