@@ -2,13 +2,14 @@
 
 Usage::
 
-    HF_HUB_OFFLINE=1 python bench/train.py [--only head] [--n 32000] [--epochs 3] [--device cpu]
+    HF_HUB_OFFLINE=1 python bench/train.py [--only head] [--n 16000] [--epochs 2] [--device cpu]
 
 Rows (each run in its own subprocess, so ``peak RSS`` is that row's own high-water mark, from
 ``getrusage``; ``peak GPU`` is ``torch.cuda.max_memory_allocated`` when the device is CUDA):
 
-* ``head / world (tiny CLIP)``: the default synthetic world (:func:`vidagent.testing.world.build_world`,
-  8 train + 4 val clips of 32 actions, 64 px, 10 fps) perceived with the tiny random-weight CLIP
+* ``head / world (tiny CLIP)``: the default synthetic world
+  (:func:`vidagent.testing.world.build_world`: 8 train + 4 val clips of 32 actions, 64 px,
+  10 fps) perceived with the tiny random-weight CLIP
   (16-d segment embeddings, 4 frames per segment), then :func:`vidagent.train.train_actions`
   with the linear head for 200 epochs. Also reports the val action top-1 it reaches and the
   perception time (segments/s, cold store).
@@ -184,8 +185,8 @@ def print_table(rows: list[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(BENCHES), help="One bench (default: all).")
-    parser.add_argument("--n", type=int, default=32000, help="Ego4D-size rows: train samples.")
-    parser.add_argument("--epochs", type=int, default=3, help="Ego4D-size rows: epochs.")
+    parser.add_argument("--n", type=int, default=16000, help="Ego4D-size rows: train samples.")
+    parser.add_argument("--epochs", type=int, default=2, help="Ego4D-size rows: epochs.")
     parser.add_argument("--device", default="cpu", help="torch device of the fits.")
     parser.add_argument("--case", choices=sorted(HEAD_CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()

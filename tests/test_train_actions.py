@@ -12,12 +12,14 @@ import pytest
 
 from vidagent.cli.main import app, main
 from vidagent.cli.train import app as train_app
+from vidagent.core.errors import ConfigError
 from vidagent.core.records import Segment, Timeline
 from vidagent.store.perception import PerceptionStore
 from vidagent.testing.tiny_models import build_tiny
 from vidagent.testing.world import World, WorldParams, build_world
-from vidagent.tools.action_head import load_action_head
+from vidagent.tools.action_head import load_action_head, save_action_head
 from vidagent.tools.actions import ActionParams, ActionRecognizer
+from vidagent.tools.taxonomy import Taxonomy
 from vidagent.tools.visual_embedder import EmbedderParams, SegmentEmbedder
 from vidagent.train import (
     ActionData,
@@ -29,7 +31,7 @@ from vidagent.train import (
     segment_labels,
     train_actions,
 )
-from vidagent.train.metrics import top_k_hits
+from vidagent.train.metrics import majority_metrics, top_k_hits
 
 WORLD = WorldParams(seed=1, train_clips=6, val_clips=3, actions_per_clip=12)
 
@@ -294,3 +296,42 @@ def test_class_balance_and_early_stopping() -> None:
               ((w.verb_w, w.verb_b), (w.noun_w, w.noun_b))]  # fmt: skip
     loss = ce(logits[0], torch.as_tensor(held.verbs)) + ce(logits[1], torch.as_tensor(held.nouns))
     assert abs(float(loss) - best.val_loss) < 1e-3  # the folded weights are the best epoch's
+
+
+def test_the_chance_row_predicts_the_most_common_action() -> None:
+    # Most common verb 0 and noun 0, but (0, 0) never happens: the common pair is (1, 0).
+    train_v = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    train_n = np.array([1, 2, 4, 5, 0, 0, 0, 3])
+    val_v, val_n = np.array([1, 0]), np.array([0, 1])
+    m = majority_metrics(train_v, train_n, val_v, val_n, 3, 6)
+    assert (m.verb_top1, m.noun_top1, m.action_top1) == (0.5, 0.5, 0.5)
+
+
+def test_an_mlp_head_file_is_checked_and_read_as_written(tmp_path: Path) -> None:
+    tax = Taxonomy(("a", "b"), ("x", "y", "z"), "t")
+    rng = np.random.default_rng(0)
+    hw, hb = rng.normal(size=(4, 8)), rng.normal(size=4)
+    vw, vb, nw, nb = rng.normal(size=(2, 4)), rng.normal(size=2), rng.normal(size=(3, 4)), [0.0] * 3
+    path = save_action_head(
+        tmp_path / "mlp.safetensors", verb_weight=vw, verb_bias=vb, noun_weight=nw,
+        noun_bias=np.asarray(nb), taxonomy=tax, embedding_model="m", hidden_weight=hw,
+        hidden_bias=hb,
+    )  # fmt: skip
+    _, head = load_action_head(path)
+    e = rng.normal(size=(5, 8))
+    verb_logits, noun_logits = head.logits(e.astype(np.float32))
+    hidden = np.maximum(e @ hw.T + hb, 0)
+    np.testing.assert_allclose(verb_logits, hidden @ vw.T + vb, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(noun_logits, hidden @ nw.T, rtol=1e-4, atol=1e-4)
+    assert head.input_dim == 8
+    with pytest.raises(ConfigError, match="hidden layer of 4 units, output weights read 3"):
+        save_action_head(
+            tmp_path / "bad.safetensors", verb_weight=np.zeros((2, 3)), verb_bias=np.zeros(2),
+            noun_weight=np.zeros((3, 3)), noun_bias=np.zeros(3), taxonomy=tax,
+            embedding_model="m", hidden_weight=hw, hidden_bias=hb,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="needs both"):
+        save_action_head(
+            tmp_path / "bad.safetensors", verb_weight=vw, verb_bias=vb, noun_weight=nw,
+            noun_bias=np.zeros(3), taxonomy=tax, embedding_model="m", hidden_weight=hw,
+        )  # fmt: skip

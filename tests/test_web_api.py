@@ -377,7 +377,9 @@ def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key
     )
     result, ran = serve_cli(base, monkeypatch)
     assert result.exit_code == 0 and (ran["host"], ran["port"]) == ("127.0.0.1", 8000)
-    assert "warning" not in result.output
+    assert "warning: listening" not in result.output
+    # the LLM server is checked at start: down is a warning (one line), not a crash
+    assert "warning: LLM server at http://127.0.0.1:9/v1" in " ".join(result.output.split())
     result, ran = serve_cli([*base, "--host", "0.0.0.0", "--port", "8123"], monkeypatch)
     assert "warning: listening on 0.0.0.0 without an API key" in result.output
     assert (
@@ -385,7 +387,7 @@ def test_serve_cli_checks_its_options_and_warns_about_an_open_host_without_a_key
     )
     monkeypatch.setenv("VIDAGENT_API_KEY", KEY)
     result, ran = serve_cli([*base, "--host", "0.0.0.0"], monkeypatch)
-    assert "warning" not in result.output
+    assert "warning: listening" not in result.output
     client = TestClient(ran["app"], base_url=LOCAL)
     assert client.get("/api/server").json()["auth_required"] is True
     assert client.get("/api/videos").status_code == 401

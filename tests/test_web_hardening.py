@@ -551,9 +551,51 @@ def test_a_turn_frees_its_session_when_closed_cancelled_or_collected(
         out = [e async for e in sessions.start_turn(session, "next").events()]
         assert out[-1].startswith("event: done") and model.humans() == ["next"]
 
+        # deleting a busy session ends its stream at once
+        events = sessions.start_turn(session, "hold").events()
+        assert "thinking" in await first_event(events)
+        assert sessions.delete(session.id) and sessions.get(session.id) is None
+        rest = [e async for e in events]
+        assert rest == ['event: error\ndata: {"detail": "the chat session was deleted"}\n\n']
+
     asyncio.run(scenario())
     gate.set()
     assert wait_for(lambda: not chat_workers()) and sessions.workers == 0
+
+
+def test_abandoned_workers_are_bounded_and_a_question_beyond_is_503(
+    tmp_path: Path, h264_video: SyntheticVideo
+) -> None:
+    from vidagent.web.sessions import Sessions, TooManyTurns
+
+    backend = FakeBackend(tmp_path / "store", [])
+    model = backend.model = KeyedModel()  # type: ignore[assignment]
+    gate = threading.Event()
+    model.scripts["hold"] = lambda _: held(gate, ["thinking "], after=3)
+    config = ServeConfig(data_dir=tmp_path / "data", max_rounds=0, max_sessions=1)
+    sessions = Sessions(backend, config)
+    session = sessions.create("v", backend.perceive(h264_video.path))
+
+    async def abandon() -> None:  # start a turn, read its first event, hang up
+        events = sessions.start_turn(session, "hold").events()
+        assert "thinking" in str(await anext(events))
+        await events.aclose()
+
+    async def scenario() -> None:
+        await abandon()
+        await abandon()  # two workers still held in the model: 2 x max_sessions
+        assert not session.busy and len(chat_workers()) == 2
+        with pytest.raises(TooManyTurns):
+            sessions.start_turn(session, "one more")
+        gate.set()  # the held workers stop at their next event
+        assert wait_for(lambda: not chat_workers()) and sessions.workers == 0
+        out = [e async for e in sessions.start_turn(session, "now").events()]
+        assert out[-1].startswith("event: done")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.set()
 
 
 @pytest.mark.slow

@@ -85,6 +85,10 @@ def _classes(entries: Sequence[str]) -> list[ActionClass]:
     return out
 
 
+BUILTIN_NAME = "demo"
+"""``--taxonomy demo``: the built-in verbs and nouns (:data:`BASIC_TAXONOMY`), no file needed."""
+
+
 @dataclass(frozen=True)
 class Taxonomy:
     """Verb and noun classes in file order (the rows of the probability matrices)."""
@@ -114,8 +118,11 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
-        """Read an Ego4D-style taxonomy JSON file."""
+        """Read an Ego4D-style taxonomy JSON file; the name ``demo`` (when no such file exists)
+        is the built-in taxonomy the demo uses (:meth:`basic`)."""
         p = Path(path)
+        if str(path) == BUILTIN_NAME and not p.exists():
+            return cls.basic()
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -24,6 +24,7 @@ from vidagent.tasks.anticipate import AnticipationResult
 from vidagent.tasks.localize import LocalizationResult
 
 if TYPE_CHECKING:
+    from vidagent.api.config import LLMSettings, PerceptionConfig
     from vidagent.retrieval import ExampleBank, TextEmbedder
 
 DEMO_QUESTION = "What does the person pick up?"
@@ -47,7 +48,14 @@ _EXAMPLES: list[dict[str, Any]] = [
 
 DemoResult: TypeAlias = AnswerResult | AnticipationResult | LocalizationResult
 
-__all__ = ["DemoEvent", "DemoResults", "default_demo_dir", "demo_models", "run_demo"]
+__all__ = [
+    "DemoEvent",
+    "DemoResults",
+    "default_demo_dir",
+    "demo_models",
+    "run_demo",
+    "tiny_setup",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,21 @@ def demo_models(models_dir: Path) -> dict[str, Path]:
     if not (llama / "config.json").exists() or not (llama / "tokenizer.json").exists():
         build_tiny_llama(llama)
     return {"clip": build_tiny("clip", root), "blip": build_tiny("blip", root), "llm": llama}
+
+
+def tiny_setup(models_dir: Path | None = None) -> tuple[PerceptionConfig, LLMSettings]:
+    """Perception and LLM settings on the demo's tiny random-weight models (built once under
+    ``models_dir``, default the vidagent home's; offline). What ``--tiny`` runs: it checks the
+    install and the pipeline on your own videos; the answers mean nothing."""
+    from vidagent.api.config import LLMSettings, PerceptionConfig
+    from vidagent.core.settings import load_settings
+    from vidagent.tools.taxonomy import BUILTIN_NAME
+
+    models = demo_models(models_dir or load_settings().models_dir)
+    perception = PerceptionConfig(
+        captioner=str(models["blip"]), embedder=str(models["clip"]), taxonomy=Path(BUILTIN_NAME)
+    )
+    return perception, LLMSettings(model=str(models["llm"]))
 
 
 def demo_bank(embedder: TextEmbedder) -> ExampleBank:

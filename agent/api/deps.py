@@ -35,6 +35,7 @@ __all__ = [
     "build_llm",
     "build_shared",
     "check_model_available",
+    "llm_problem",
     "load_bank",
     "perceive_video",
 ]
@@ -68,13 +69,39 @@ def check_model_available(model: str) -> None:
 
 def build_llm(settings: LLMSettings) -> LLMClient:
     """The LLM client. Without URLs the model loads in process: check it is reachable first, so a
-    machine without hub access gets one line naming the model and how to use a local copy."""
+    machine without hub access gets one line naming the model and how to use a local copy. With
+    URLs the servers are probed (``GET /v1/models``, seconds): a server that does not answer, is
+    not OpenAI-compatible or does not serve ``--llm-model`` fails before any work starts."""
     from vidagent.llm.config import build_backend, resolve_backend_name
 
     config = settings.llm_config()
-    if resolve_backend_name(config) != "openai":
+    served = resolve_backend_name(config) == "openai"
+    if not served:
         check_model_available(settings.model)
-    return build_backend(config)
+    client = build_backend(config)
+    if served:
+        try:
+            client.probe_sync()  # a silent, wrong or modelless server fails here, in seconds
+        except BaseException:
+            client.close()
+            raise
+    return client
+
+
+def llm_problem(settings: LLMSettings) -> str | None:
+    """Why the served LLM of ``settings`` cannot be used right now (the probe's one line), or None
+    when it answers. For long-running servers that start anyway and warn (``vidagent serve``)."""
+    from vidagent.llm.config import build_backend
+    from vidagent.llm.errors import LLMError
+
+    client = build_backend(settings.llm_config(cache=False))
+    try:
+        client.probe_sync()
+    except LLMError as err:
+        return str(err)
+    finally:
+        client.close()
+    return None
 
 
 def _check_bank_dir(path: Path) -> None:

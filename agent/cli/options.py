@@ -25,6 +25,7 @@ from vidagent.api.config import LLMSettings, PerceptionConfig, validated
 from vidagent.core.errors import ConfigError
 from vidagent.tasks.steps import DEFAULT_LLM_MODEL
 from vidagent.tools.captioner import DEFAULT_CAPTIONER
+from vidagent.tools.taxonomy import BUILTIN_NAME
 from vidagent.tools.visual_embedder import DEFAULT_VISUAL_MODEL
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,8 +93,17 @@ TaxonomyOpt = Annotated[
     typer.Option(
         "--taxonomy",
         help='Verb/noun taxonomy JSON ({"verbs": [...], "nouns": [...]}) for the action labels; '
-        "anticipate predicts within it.",
+        "anticipate predicts within it. 'demo': the demo's built-in one.",
         metavar="FILE",
+    ),
+]
+TinyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tiny",
+        help="Offline, on the demo's tiny random-weight models (perception, the in-process LLM, "
+        "--taxonomy demo): checks the install and the pipeline, not the quality of answers.",
+        metavar="",
     ),
 ]
 DeviceOpt = Annotated[
@@ -208,8 +218,23 @@ class OptionGroup:
         return OptionGroup(self.target, (*self.options, *options), self.build)
 
 
+def tiny_models() -> dict[str, Path]:
+    """The demo's tiny models (built once under the vidagent home, then reused)."""
+    from vidagent.api.demo import demo_models
+    from vidagent.core.settings import load_settings
+
+    return demo_models(load_settings().models_dir)
+
+
 def perception_config(values: dict[str, Any]) -> PerceptionConfig:
     """The :class:`PerceptionConfig` of the perception options (and ``perceive``'s own)."""
+    if values.pop("tiny", False):
+        models = tiny_models()
+        if values.get("captioner_url") is None and values["captioner"] == DEFAULT_CAPTIONER:
+            values["captioner"] = str(models["blip"])
+        if values["embedder"] == DEFAULT_VISUAL_MODEL:
+            values["embedder"] = str(models["clip"])
+        values["taxonomy"] = values.get("taxonomy") or Path(BUILTIN_NAME)
     if values.get("shots") and values.get("seconds") is not None:
         raise ConfigError("--seconds and --shots are exclusive: choose one segmentation")
     off = [
@@ -222,7 +247,10 @@ def perception_config(values: dict[str, Any]) -> PerceptionConfig:
 
 
 def llm_settings(values: dict[str, Any]) -> LLMSettings:
-    return validated(LLMSettings, urls=list(values["llm_url"] or []), model=values["llm_model"])
+    urls, model = list(values["llm_url"] or []), values["llm_model"]
+    if values.get("tiny") and not urls and model == DEFAULT_LLM_MODEL:
+        model = str(tiny_models()["llm"])
+    return validated(LLMSettings, urls=urls, model=model)
 
 
 @dataclass(frozen=True)
@@ -298,6 +326,7 @@ PERCEPTION = OptionGroup(
         Opt("taxonomy", TaxonomyOpt, None),
         Opt("seconds", SecondsOpt, None),
         Opt("device", DeviceOpt, "auto"),
+        Opt("tiny", TinyOpt, False),
     ),
     perception_config,
 )
@@ -305,7 +334,11 @@ PERCEPTION = OptionGroup(
 
 LLM = OptionGroup(
     "llm",
-    (Opt("llm_url", LLMUrlOpt, None), Opt("llm_model", LLMModelOpt, DEFAULT_LLM_MODEL)),
+    (
+        Opt("llm_url", LLMUrlOpt, None),
+        Opt("llm_model", LLMModelOpt, DEFAULT_LLM_MODEL),
+        Opt("tiny", TinyOpt, False),
+    ),
     llm_settings,
 )
 """Where the task LLM runs: ``llm: LLMSettings``."""
@@ -350,17 +383,17 @@ def with_options(*groups: OptionGroup) -> Callable[[F], F]:
         params = [
             p.replace(kind=kw) for p in signature.parameters.values() if p.name not in targets
         ]
+        shared = {o.name: o for group in groups for o in group.options}  # one flag, once
         params += [
             inspect.Parameter(o.name, kw, default=o.default, annotation=o.annotation)
-            for group in groups
-            for o in group.options
+            for o in shared.values()
         ]
 
         @functools.wraps(command)
         def run(**values: Any) -> Any:
+            given = {name: values.pop(name) for name in shared}
             for group in groups:
-                mine = {o.name: values.pop(o.name) for o in group.options}
-                values[group.target] = group.build(mine)
+                values[group.target] = group.build({o.name: given[o.name] for o in group.options})
             return command(**values)
 
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

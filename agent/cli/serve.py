@@ -127,6 +127,7 @@ def serve(
     import uvicorn
 
     from vidagent.api.config import validated
+    from vidagent.api.deps import llm_problem
     from vidagent.api.tasks import load_template
     from vidagent.core.settings import load_settings
     from vidagent.web import ServeConfig, ServedBackend, create_app
@@ -160,6 +161,13 @@ def serve(
         console.print(
             f"[yellow]warning:[/yellow] listening on {host} without an API key: anyone who can "
             f"reach this port can upload videos and use the LLM (set --api-key or {API_KEY_ENV})",
+            highlight=False,
+        )
+    problem = llm_problem(llm)
+    if problem is not None:
+        console.print(
+            f"[yellow]warning:[/yellow] {problem}; the page starts anyway and answers with this "
+            "error until the LLM server is up",
             highlight=False,
         )
     app = create_app(config, backend=backend)

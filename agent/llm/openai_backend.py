@@ -49,8 +49,9 @@ from vidagent.llm.errors import (
     LLMRequestError,
     LLMTimeoutError,
 )
+from vidagent.llm.replicas import Replica, ReplicaAbortedError, ReplicaStats, server_error
 from vidagent.llm.retry import RetryPolicy, classify, describe, retry_after_s
-from vidagent.llm.types import LLMRecord, LLMRequest, LLMResponse, Usage
+from vidagent.llm.types import LLMRequest, LLMResponse, Usage
 
 T = TypeVar("T")
 
@@ -95,43 +96,6 @@ def chat_kwargs(request: LLMRequest, model: str) -> dict[str, Any]:
     if request.structured is not None:
         kwargs["extra_body"] = {"structured_outputs": request.structured.as_vllm()}
     return kwargs
-
-
-class ReplicaAbortedError(openai.APIConnectionError):
-    """The server answered 200 with ``finish_reason="abort"``: vLLM does that for the requests in
-    flight when it shuts down (SIGTERM) or its engine fails. The partial text is not an answer;
-    the try counts as a lost connection, so the replica is taken out and the request fails over."""
-
-    def __init__(self, base_url: str) -> None:
-        url = f"{base_url.rstrip('/')}/chat/completions"
-        # openai>=3 is typed for httpx2 but works with httpx requests (as for its client above)
-        request: Any = httpx.Request("POST", url)
-        super().__init__(message=f"{url}: the server aborted the request", request=request)
-
-
-class ReplicaStats(LLMRecord):
-    """Counters of one base URL: HTTP tries sent and failed, requests in flight now and at most."""
-
-    url: str
-    sent: int
-    failed: int
-    outstanding: int
-    peak_outstanding: int
-
-
-class _Replica:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = 0
-        self.failed = 0
-        self.outstanding = 0
-        self.peak_outstanding = 0
-        self.down_until = 0.0
-        self.strikes = 0  # outages in a row; 0 once it answers again
-
-    def usable(self, now: float) -> bool:
-        """Not cooling down, and not being probed by another request after an outage."""
-        return self.down_until <= now and not (self.strikes and self.outstanding)
 
 
 class _Clients:
@@ -188,7 +152,7 @@ class OpenAIBackend:
         self._transport = transport
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._replicas = [_Replica(u) for u in self.urls]
+        self._replicas = [Replica(u) for u in self.urls]
         self._clients: _Clients | None = None
 
     def stats(self) -> list[ReplicaStats]:
@@ -266,7 +230,7 @@ class OpenAIBackend:
             self._served = served
             return served
 
-    async def _probe_one(self, replica: _Replica) -> dict[str, str] | LLMError:
+    async def _probe_one(self, replica: Replica) -> dict[str, str] | LLMError:
         client = self._bound().per_url[replica.url]
         replica.sent += 1
         answer = await self._ask_models(client, replica)
@@ -275,7 +239,7 @@ class OpenAIBackend:
         return answer
 
     async def _ask_models(
-        self, client: openai.AsyncOpenAI, replica: _Replica
+        self, client: openai.AsyncOpenAI, replica: Replica
     ) -> dict[str, str] | LLMError:
         try:
             page = await asyncio.wait_for(client.models.list(), self.probe_timeout_s)
@@ -339,7 +303,7 @@ class OpenAIBackend:
 
         return await self._with_retries(call)
 
-    def _pick(self, avoid: set[_Replica]) -> _Replica:
+    def _pick(self, avoid: set[Replica]) -> Replica:
         now = self._clock()
         pool = [r for r in self._replicas if r not in avoid and r.usable(now)]
         pool = pool or [r for r in self._replicas if r not in avoid] or self._replicas
@@ -347,7 +311,7 @@ class OpenAIBackend:
 
     async def _with_retries(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
         clients = self._bound()
-        tried: set[_Replica] = set()
+        tried: set[Replica] = set()
         used: list[str] = []
         attempts = retries = 0
         while True:
@@ -378,7 +342,7 @@ class OpenAIBackend:
                     f"LLM server at {replica.url} sent an unusable response: {failure}"
                 ) from failure
             tried.add(replica)
-            if kind == "connection" or _server_error(failure):
+            if kind == "connection" or server_error(failure):
                 self._take_out(replica)
                 if len(tried) < len(self._replicas):
                     continue  # fail over to another replica at once
@@ -391,7 +355,7 @@ class OpenAIBackend:
             if len(tried) == len(self._replicas):
                 tried.clear()
 
-    def _take_out(self, replica: _Replica) -> None:
+    def _take_out(self, replica: Replica) -> None:
         """Cool ``replica`` down; a new outage (not another failure of one in progress) doubles
         the cool-down."""
         now = self._clock()
@@ -411,8 +375,3 @@ class OpenAIBackend:
             running = None
         if clients.loop is running:
             await clients.http.aclose()
-
-
-def _server_error(exc: BaseException) -> bool:
-    """A 5xx answer: the replica is broken (engine dead, gateway failing), not the request."""
-    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500

@@ -112,7 +112,11 @@ def segment_features(
             engine.finish(job)
     else:
         engine.run(list(jobs.values()))
-    failed = [f"{job.path} ({job.result.error})" for job in jobs.values() if _failed(job)]
+    failed = [
+        f"{job.path} ({job.result.error})"
+        for job in jobs.values()
+        if job.result is not None and job.result.status == "failed"
+    ]
     if failed:
         raise TrainError(f"{len(failed)} video(s) could not be perceived: {_listing(failed)}")
     out = {}
@@ -123,7 +127,3 @@ def segment_features(
             raise TrainError(f"{job.path}: its embeddings vanished from the store")
         out[video] = VideoFeatures(job.path, list(job.final.segments), hit.array("embeddings"))
     return out
-
-
-def _failed(job: VideoJob) -> bool:
-    return job.result is not None and job.result.status == "failed"

@@ -109,7 +109,7 @@ def _class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
 def _net(torch: Any, dim: int, hidden: int, n_verbs: int, n_nouns: int) -> Any:
     nn = torch.nn
 
-    class Head(nn.Module):  # type: ignore[misc,name-defined]
+    class Head(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.hidden = nn.Linear(dim, hidden) if hidden else None

@@ -121,10 +121,12 @@ class Turn:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         with self._lock:
-            if self.finished:  # cancelled before it started
-                yield sse("error", {"detail": self._reason})
-                return
-            self._put, self._started = put, True
+            cancelled = self.finished  # before it started (reset, deleted)
+            if not cancelled:
+                self._put, self._started = put, True
+        if cancelled:
+            yield sse("error", {"detail": self._reason})
+            return
         try:
             worker = threading.Thread(target=self._run, name=f"chat-{self.session.id[:8]}")
             worker.daemon = True  # a model that never answers does not keep the server up
@@ -229,13 +231,14 @@ class Turn:
                 detail = str(err).strip() or type(err).__name__
                 put(sse("error", {"detail": detail[:1000]}))
         finally:
-            if stream is not None:
+            close = getattr(stream, "close", None)  # a generator's: ends the model's stream,
+            if close is not None:  # and an unfinished turn rolls the agent's history back
                 with contextlib.suppress(Exception):
-                    stream.close()  # an unfinished turn rolls the agent's history back
+                    close()
             with self._lock:
                 self._agent = None
                 self._free_slot()
-                self._fail()  # a cancel seen between events: already finished, a no-op
+                self._fail()  # no-op unless a BaseException ended the worker
             put(None)
 
 
