@@ -45,7 +45,31 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ActionLabel",
+    "AnswerResult",
+    "AnticipationResult",
+    "Caption",
+    "ConfigError",
+    "LLMSettings",
+    "LocalizationResult",
+    "PerceptionConfig",
+    "PerceptionStore",
+    "ProgressEvent",
+    "Segment",
+    "Timeline",
+    "VidagentError",
+    "VideoError",
+    "VideoInfo",
+    "anticipate",
+    "ask",
+    "benchmarks",
+    "localize",
+    "perceive",
+    "perceive_many",
+    "score",
+    "tiny_setup",
+]
 
 if TYPE_CHECKING:
     from vidagent.api import (
