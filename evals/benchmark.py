@@ -82,6 +82,22 @@ class Solution:
     run: RunRecord
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How many of the annotation file's samples a prediction file answers."""
+
+    matched: int
+    total: int
+
+
+@dataclass(frozen=True)
+class FileScore:
+    """A prediction file's metrics and its coverage of the annotations."""
+
+    metrics: Metrics
+    coverage: Coverage
+
+
 class MetricTable(BaseModel):
     """One table of a run's ``report.md`` (the first has no title: the headline metrics)."""
 
@@ -144,12 +160,44 @@ class Benchmark(ABC, Generic[P]):
         """Whether ``samples`` can be scored here (an unannotated split goes to the server)."""
         return bool(samples)
 
+    def prediction_keys(self, predictions: P) -> set[str]:
+        """The sample keys ``predictions`` answers (default: the keys of a mapping)."""
+        if isinstance(predictions, Mapping):
+            return {str(key) for key in predictions}
+        raise NotImplementedError(f"{self.name}: prediction keys of {type(predictions).__name__}")
+
+    def coverage(self, samples: Sequence[Sample], predictions: P) -> Coverage:
+        """How many of ``samples`` have a prediction."""
+        keys = self.prediction_keys(predictions)
+        return Coverage(matched=sum(s.key in keys for s in samples), total=len(samples))
+
     def score_files(
         self, annotations: Path | str, predictions: Path | str, params: Params = DEFAULT_PARAMS
     ) -> Metrics:
         """``vidagent eval score``: an official prediction file against an annotation file."""
+        return self.scored_files(annotations, predictions, params).metrics
+
+    def scored_files(
+        self, annotations: Path | str, predictions: Path | str, params: Params = DEFAULT_PARAMS
+    ) -> FileScore:
+        """:meth:`score_files` with the coverage; a prediction file that answers none of the
+        annotation file's samples (another split, another key format) is an error, not a score
+        of zero."""
         samples = self.load_samples(annotations, params)
-        return self.score(samples, self.read_predictions(predictions), params)
+        if not samples:
+            raise EvalError(annotations, "has no samples to score")
+        loaded = self.read_predictions(predictions)
+        coverage = self.coverage(samples, loaded)
+        if not coverage.matched:
+            theirs = sorted(self.prediction_keys(loaded))[:3]
+            ours = [s.key for s in samples[:3]]
+            raise EvalError(
+                predictions,
+                f"no prediction matches a sample of {annotations} (0 of {coverage.total}; "
+                f"prediction keys look like {theirs}, sample keys like {ours}): another split "
+                "or another benchmark's file?",
+            )
+        return FileScore(self.score(samples, loaded, params), coverage)
 
     def report(self, metrics: Mapping[str, Any]) -> list[MetricTable]:
         """The report's tables: by default the flat metrics, then one table per nested block."""

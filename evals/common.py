@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidagent.core.errors import VidagentError
 
 SampleKind = Literal["qa", "lta", "moment"]
+FailureKind = Literal["content", "transport"]
 
 
 class EvalError(VidagentError):
@@ -56,9 +57,29 @@ class SampleResult(BaseModel):
     prediction: Any = None
     valid: bool = False
     error: str | None = None
+    error_kind: FailureKind | None = Field(
+        default=None,
+        description="Why it failed: 'transport' (the LLM server was unreachable or kept failing; "
+        "a plain re-run retries it) or 'content' (the sample's own problem)",
+    )
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+
+    @property
+    def transport_failure(self) -> bool:
+        """Failed because the LLM server could not answer (a record of an earlier version, which
+        has no ``error_kind``, is recognised by its error type)."""
+        if self.ok:
+            return False
+        if self.error_kind is not None:
+            return self.error_kind == "transport"
+        return any(f"{name}: " in (self.error or "") for name in TRANSPORT_ERRORS)
+
+
+# The LLM layer's transport error types (vidagent.llm.errors.LLMConnectionError and its
+# subclasses), by name: how records of earlier versions name them.
+TRANSPORT_ERRORS = ("LLMConnectionError", "LLMTimeoutError")
 
 
 class Taxonomy(BaseModel):
@@ -101,6 +122,11 @@ def load_json(path: Path | str) -> Any:
 
 def load_jsonl(path: Path | str) -> list[Any]:
     """One JSON value per non-blank line (a missing trailing newline is fine)."""
+    return [value for _, value in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: Path | str) -> list[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line (numbers count every line, from 1)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -113,7 +139,7 @@ def load_jsonl(path: Path | str) -> list[Any]:
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            out.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise EvalError(path, f"line {number} is not JSON ({exc})") from exc
     return out

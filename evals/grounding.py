@@ -19,7 +19,7 @@ from vidagent.evals.benchmark import (
     SolveContext,
     succeeded,
 )
-from vidagent.evals.common import EvalError, Sample, SampleResult, load_jsonl
+from vidagent.evals.common import EvalError, Sample, SampleResult, numbered_jsonl
 from vidagent.evals.moments import mean_iou, recall_at_one
 
 if TYPE_CHECKING:
@@ -29,11 +29,34 @@ MomentRows = list[dict[str, Any]]
 
 
 def read_moment_predictions(path: Path | str) -> MomentRows:
-    rows = load_jsonl(path)
-    for pos, d in enumerate(rows):
+    """Prediction rows (module doc); a row without a qid or with a window that is not
+    ``[start, end]`` or ``[start, end, score]`` numbers, or a qid predicted twice, is an error
+    naming the line."""
+    numbered = numbered_jsonl(path)
+    rows = [d for _, d in numbered]
+    first: dict[str, int] = {}
+    for line, d in numbered:
         if not isinstance(d, dict) or "qid" not in d or "pred_relevant_windows" not in d:
-            raise EvalError(path, f"line {pos + 1}: needs qid and pred_relevant_windows")
+            raise EvalError(path, f"line {line}: needs qid and pred_relevant_windows")
+        windows = d["pred_relevant_windows"]
+        if not isinstance(windows, list) or not all(_window(w) for w in windows):
+            raise EvalError(
+                path, f"line {line}: pred_relevant_windows must be [[start, end, score], ...] "
+                f"numbers (got {str(windows)[:60]})",
+            )  # fmt: skip
+        qid = str(d["qid"])
+        if qid in first:
+            raise EvalError(path, f"line {line}: qid {qid} again (first on line {first[qid]})")
+        first[qid] = line
     return rows
+
+
+def _window(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
 
 
 def shared_queries(
@@ -85,6 +108,9 @@ class MomentBenchmark(Benchmark[MomentRows]):
 
     def read_predictions(self, path: Path | str) -> MomentRows:
         return read_moment_predictions(path)
+
+    def prediction_keys(self, predictions: MomentRows) -> set[str]:
+        return {str(p["qid"]) for p in predictions}
 
     def solve(self, sample: Sample, timeline: Timeline, context: SolveContext) -> Solution:
         return solve_moment(sample, timeline, context)

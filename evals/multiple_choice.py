@@ -66,44 +66,80 @@ def qa_target_text(item: QAItem) -> str:
 
 
 def read_qa_csv(path: Path | str, video_column: str = "video") -> list[QAItem]:
-    """Parse a NExT-QA-style CSV; errors name the file, line and column."""
+    """Parse a NExT-QA-style CSV; a bad row (cut short, a blank option, a duplicate question, an
+    answer out of range) is an error naming the file and line."""
     path = Path(path)
     required = [video_column, "question", "answer", "qid", "type", "a0", "a1", "a2", "a3", "a4"]
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
         with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            reader = csv.DictReader(fh, strict=True)
+            fields = reader.fieldnames or []
+            missing = [c for c in required if c not in fields]
             if missing:
                 raise EvalError(
                     path, f"missing CSV column(s) {', '.join(missing)} (found {reader.fieldnames})"
                 )
-            rows = list(reader)
+            try:
+                rows.extend((reader.line_num, row) for row in reader)
+            except csv.Error as exc:  # the DictReader's own line_num stops at the last good row
+                line = reader.reader.line_num
+                raise EvalError(
+                    path, f"line {line}: not a readable CSV row ({exc}; cut short?)"
+                ) from exc
     except FileNotFoundError as exc:
         raise EvalError(path, "no such file") from exc
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise EvalError(path, f"not a readable CSV ({exc})") from exc
-    items = []
-    for line, row in enumerate(rows, start=2):
-        options = tuple((row[f"a{i}"] or "").strip() for i in range(5))
-        try:
-            answer = int(row["answer"])
-        except (TypeError, ValueError) as exc:
-            raise EvalError(path, f"line {line}: answer {row['answer']!r}") from exc
-        if not 0 <= answer < len(options):
-            raise EvalError(path, f"line {line}: answer {answer} is not in 0-4")
-        extra = {c: int(row[c]) for c in ("frame_count", "width", "height") if _is_int(row.get(c))}
-        items.append(
-            QAItem(
-                video_id=str(row[video_column]).strip(),
-                qid=str(row["qid"]).strip(),
-                question=str(row["question"]),
-                options=options,
-                answer=answer,
-                type=str(row["type"]).strip(),
-                extra=extra,
+    items: list[QAItem] = []
+    first: dict[str, int] = {}
+    for line, row in rows:
+        item = _qa_item(path, line, row, len(fields), video_column)
+        if item.key in first:
+            raise EvalError(
+                path, f"line {line}: question {item.key!r} again (first on line {first[item.key]})"
             )
-        )
+        first[item.key] = line
+        items.append(item)
     return items
+
+
+def _qa_item(path: Path, line: int, row: dict[str, Any], width: int, video_column: str) -> QAItem:
+    if None in row:
+        raise EvalError(path, f"line {line}: more fields than the header's {width}")
+    if None in row.values():
+        given = sum(v is not None for v in row.values())
+        raise EvalError(path, f"line {line}: {given} of {width} fields (the row is cut short)")
+    for column in (video_column, "qid", "question"):
+        if not str(row[column]).strip():
+            raise EvalError(path, f"line {line}: {column} is blank")
+    options = tuple(str(row[f"a{i}"]).strip() for i in range(5))
+    blank = [f"a{i}" for i, option in enumerate(options) if not option]
+    if blank:
+        raise EvalError(path, f"line {line}: option {', '.join(blank)} is blank")
+    try:
+        answer = int(row["answer"])
+    except (TypeError, ValueError) as exc:
+        raise EvalError(path, f"line {line}: answer {row['answer']!r}") from exc
+    if not 0 <= answer < len(options):
+        raise EvalError(path, f"line {line}: answer {answer} is not in 0-4")
+    extra = {c: int(row[c]) for c in ("frame_count", "width", "height") if _is_int(row.get(c))}
+    return QAItem(
+        video_id=str(row[video_column]).strip(),
+        qid=str(row["qid"]).strip(),
+        question=str(row["question"]),
+        options=options,
+        answer=answer,
+        type=str(row["type"]).strip(),
+        extra=extra,
+    )
+
+
+def option_index(value: object, count: int = len(OPTION_LETTERS)) -> int | None:
+    """``value`` if it is an option index (an int in ``0..count-1``), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count:
+        return value
+    return None
 
 
 def _is_int(value: object) -> bool:
@@ -152,6 +188,13 @@ def read_choice_predictions(path: Path | str) -> ChoicePredictions:
     for key, value in data.items():
         if "prediction" not in value:
             raise EvalError(path, f"{key!r} has no 'prediction'")
+        for field_name in ("prediction", "answer"):
+            if field_name in value and option_index(value[field_name]) is None:
+                raise EvalError(
+                    path,
+                    f"{key!r}: {field_name} {value[field_name]!r} is not an option index 0-4 "
+                    "(the official results file has integers)",
+                )
     return data
 
 

@@ -55,9 +55,13 @@ def summarize(
         "completed": len(mine),
         "succeeded": len(mine) - len(failures),
         "failed": len(failures),
+        "transport_failed": sum(r.transport_failure for r in failures),
         "valid_output_rate": round(100.0 * valid / len(mine), 2) if mine else None,
         "metrics": metrics,
-        "failures": [{"key": r.key, "error": r.error} for r in failures[:50]],
+        "failures": [
+            {"key": r.key, "error": r.error, "transport": r.transport_failure}
+            for r in failures[:50]
+        ],
         "usage": {
             "prompt_tokens": sum(r.prompt_tokens for r in mine),
             "completion_tokens": sum(r.completion_tokens for r in mine),
@@ -76,8 +80,9 @@ def summarize(
 def markdown(summary: Mapping[str, Any], tables: Sequence[MetricTable] = ()) -> str:
     """``report.md``: the run's counts, then the benchmark's metric tables."""
     lines = [f"# {summary['task']} run", "", "| | |", "| --- | --- |"]
-    for key in ("samples", "completed", "succeeded", "failed", "valid_output_rate"):
-        lines.append(f"| {key} | {summary[key]} |")
+    for key in ("samples", "completed", "succeeded", "failed", "transport_failed",
+                "valid_output_rate"):  # fmt: skip
+        lines.append(f"| {key} | {summary.get(key)} |")
     usage = summary["usage"]
     lines.append(f"| tokens (prompt / completion) | {usage['prompt_tokens']} / "
                  f"{usage['completion_tokens']} |")  # fmt: skip

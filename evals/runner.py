@@ -1,30 +1,46 @@
-"""Run a benchmark through the agent: concurrent, resumable, failure-tolerant.
+"""Run a benchmark through the agent: concurrent, resumable, failure-tolerant, stoppable at once.
 
-Every sample goes to a worker thread (up to the LLM client's concurrency limit; the client's one
-semaphore bounds what is in flight at the server). Each finished sample is appended to
-``<run_dir>/results.jsonl`` at once (written, flushed and fsynced), so Ctrl-C or a crash loses
-nothing already finished, and re-running the same command skips every key already in the file
-(a torn last line from a crash is cut off first). ``config.json`` snapshots what changes the
-outputs; resuming with a different one is refused unless ``force``. A sample that fails (no
-timeline, an LLM error after retries, a bad row) is recorded with its error and the run goes on.
+Every sample goes to one of ``workers`` daemon threads (the LLM client's one semaphore bounds what
+is in flight at the server). Each finished sample is appended to ``<run_dir>/results.jsonl`` at
+once (:mod:`vidagent.evals.results`), so Ctrl-C or a crash loses nothing already finished, and
+re-running the same command skips every key already done. The run holds the folder's
+:class:`~vidagent.evals.run_folder.RunLock` (one writer at a time) and, at its end, rewrites the
+file with one line per key.
+
+A sample that fails is recorded with its error and the run goes on. Its ``error_kind`` says why:
+``transport`` (the LLM server was unreachable, timed out or kept answering 429/5xx after the
+retries: nothing is wrong with the sample, so a plain re-run retries it) or ``content`` (this
+sample's own problem: no timeline, an unusable answer; re-run with ``retry_failed``).
+``stop_after_transport`` consecutive transport failures stop the run (the server is gone: the
+rest would only fail the same way, slowly).
+
+A stop (Ctrl-C, a raising ``on_result``) drops the samples not started, saves what has finished,
+gives the samples in flight ``stop_grace_s`` to finish, and then returns without waiting for them
+(their threads are daemons, abandoned to the process's exit; a stalled server costs the grace,
+not ``retries x timeout``). The caller then closes its LLM client, which drops their connections.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from vidagent.evals.benchmark import Params, Solution, SolveContext
-from vidagent.evals.common import EvalError, Sample, SampleResult, Taxonomy
+from vidagent.evals.common import EvalError, FailureKind, Sample, SampleResult, Taxonomy
 from vidagent.evals.registry import benchmark
+from vidagent.evals.results import (
+    RESULTS,
+    append_result,
+    compact_results,
+    load_results,
+    read_results,
+)
+from vidagent.evals.run_folder import CONFIG, RunConfig, RunLock, check_config
 from vidagent.evals.sources import TimelineSource
 
 if TYPE_CHECKING:
@@ -38,45 +54,16 @@ __all__ = [
     "RunConfig",
     "SampleResult",
     "Solver",
+    "TransportStop",
+    "Waiting",
     "append_result",
     "check_config",
+    "failure_kind",
     "failure_limit",
     "read_results",
     "run_samples",
     "to_run",
 ]
-
-RESULTS = "results.jsonl"
-CONFIG = "config.json"
-# Settings that do not change any output: they may differ between a run and its resume.
-VOLATILE = ("limit", "llm_urls", "max_concurrency", "max_failures")
-
-
-class RunConfig(BaseModel):
-    """What a run was asked to do (snapshotted as ``config.json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(description="The benchmark's name")
-    annotations: str
-    source: str = Field(description="'videos:DIR', 'timelines:DIR' or 'captions:FILE'")
-    limit: int | None = None
-    llm_urls: list[str] = Field(default_factory=list)
-    llm_model: str | None = None
-    max_concurrency: int = 8
-    max_timeline_chars: int = 4000
-    k: int = Field(default=0, description="In-context examples per prompt (--examples)")
-    # Z and K of a benchmark that uses them (Params.z / .candidates); the names stay so that
-    # run folders of earlier versions resume.
-    lta_z: int = Field(default=20, description="Future actions per prediction (--z)")
-    lta_k: int = Field(default=5, description="Candidates per sample (--candidates)")
-    taxonomy: str | None = None
-    bank: str | None = Field(default=None, description="Example bank folder (k examples each)")
-    captioner: str | None = Field(default=None, description="--videos: captioning model")
-    embedder: str | None = Field(default=None, description="--videos: CLIP/SigLIP model")
-    seconds: float | None = Field(default=None, description="--videos: segment length")
-    max_failures: str | None = None
-    version: int = 1
 
 
 class Solver:
@@ -101,57 +88,49 @@ class Solver:
         return self.benchmark.solve(sample, timeline, self.context)
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """No result for ``idle_s`` seconds while ``in_flight`` samples run (``on_wait``)."""
+
+    in_flight: int
+    idle_s: float
+    elapsed_s: float
+
+
+class TransportStop(EvalError):
+    """The run stopped: too many samples in a row failed to reach the LLM."""
+
+
+def failure_kind(exc: BaseException) -> FailureKind:
+    """``transport`` for an LLM server that was unreachable or kept failing, raised as such or
+    recorded by a task ("<ErrorType>: message", see ``vidagent.tasks.steps.record_calls``);
+    ``content`` for everything else."""
+    from vidagent.llm.errors import LLMConnectionError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LLMConnectionError):
+            return "transport"
+        seen = seen.__cause__ or seen.__context__
+    names = [
+        LLMConnectionError.__name__,
+        *(c.__name__ for c in LLMConnectionError.__subclasses__()),
+    ]
+    return "transport" if any(f"{name}: " in str(exc) for name in names) else "content"
+
+
 def to_run(
     samples: Sequence[Sample], done: dict[str, SampleResult], retry_failed: bool = False
 ) -> list[Sample]:
-    """The samples still to run: not in the results, or (``retry_failed``) recorded as failed."""
-    return [s for s in samples if s.key not in done or (retry_failed and not done[s.key].ok)]
-
-
-def read_results(path: Path) -> dict[str, SampleResult]:
-    """The results so far, by key (a key's latest line wins: a retried sample appends a new one);
-    a torn last line (crash mid-write) is cut off the file."""
-    if not path.exists():
-        return {}
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        raw = raw[: raw.rfind(b"\n") + 1]
-        with path.open("r+b") as fh:
-            fh.truncate(len(raw))
-    out = {}
-    for line in raw.decode("utf-8").splitlines():
-        if line.strip():
-            result = SampleResult.model_validate_json(line)
-            out[result.key] = result
-    return out
-
-
-def append_result(path: Path, result: SampleResult, lock: threading.Lock) -> None:
-    line = result.model_dump_json() + "\n"
-    with lock, path.open("a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def check_config(run_dir: Path, config: RunConfig, force: bool) -> None:
-    """Save the snapshot; refuse a resume whose output-changing settings differ."""
-    path = run_dir / CONFIG
-    if path.exists() and not force:
-        old = json.loads(path.read_text(encoding="utf-8"))
-        new = config.model_dump(mode="json")
-        diff = sorted(
-            k for k in set(old) | set(new) if k not in VOLATILE and old.get(k) != new.get(k)
-        )
-        if diff:
-            changes = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
-            raise EvalError(
-                run_dir, f"was run with another config ({changes}); use --force to resume anyway"
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config.model_dump_json(indent=2), encoding="utf-8")
-    tmp.replace(path)
+    """The samples still to run: not in the results, failed for transport reasons, or
+    (``retry_failed``) failed for any reason."""
+    return [
+        s
+        for s in samples
+        if s.key not in done
+        or done[s.key].transport_failure
+        or (retry_failed and not done[s.key].ok)
+    ]
 
 
 def run_samples(
@@ -163,33 +142,176 @@ def run_samples(
     workers: int,
     on_result: Callable[[SampleResult], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_wait: Callable[[Waiting], None] | None = None,
     retry_failed: bool = False,
+    stop_after_transport: int | None = None,
+    heartbeat_s: float = 1.0,
+    stop_grace_s: float = 2.0,
 ) -> dict[str, SampleResult]:
-    """Run every sample of ``samples`` not yet in ``results.jsonl`` (with ``retry_failed``, also
-    those recorded as failed: the new record is appended and, being later, wins); return all
-    results by key.
+    """Run every sample of ``samples`` still to run (:func:`to_run`); return all results by key.
 
     ``on_result`` is called (in the main thread) after each result is saved; if it raises, the
-    run stops at once and the exception propagates (what was saved stays saved).
+    run stops (see the module doc) and the exception propagates (what was saved stays saved).
     ``on_progress(done, total)`` is called (in the main thread) once before the first sample,
     with the samples already done by an earlier run, and after each saved result: the CLI draws
-    its progress bar from it.
+    its progress bar from it. ``on_wait`` is called every ``heartbeat_s`` without a result.
     """
     path = run_dir / RESULTS
-    done = read_results(path)
-    todo = to_run(samples, done, retry_failed)
-    lock = threading.Lock()
+    with RunLock(run_dir):
+        done = load_results(path).results
+        todo = to_run(samples, done, retry_failed)
+        try:
+            _Run(path, done, workers, heartbeat_s, stop_grace_s).run(
+                todo, source, solve, len(samples), on_result, on_progress, on_wait,
+                stop_after_transport,
+            )  # fmt: skip
+        finally:
+            compact_results(path)
+    return done
 
-    def one(sample: Sample) -> SampleResult:
+
+class _Run:
+    """One invocation's work queue, worker threads and saved results."""
+
+    def __init__(
+        self,
+        path: Path,
+        done: dict[str, SampleResult],
+        workers: int,
+        heartbeat_s: float,
+        stop_grace_s: float,
+    ) -> None:
+        self.path, self.done = path, done
+        self.workers = max(1, workers)
+        self.heartbeat_s, self.stop_grace_s = heartbeat_s, stop_grace_s
+        self.tasks: queue.Queue[Sample | None] = queue.Queue()
+        self.finished: queue.Queue[SampleResult | None] = queue.Queue()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+
+    def run(
+        self,
+        todo: list[Sample],
+        source: TimelineSource,
+        solve: Callable[[Sample, Timeline], Solution],
+        total: int,
+        on_result: Callable[[SampleResult], None] | None,
+        on_progress: Callable[[int, int], None] | None,
+        on_wait: Callable[[Waiting], None] | None,
+        stop_after_transport: int | None,
+    ) -> None:
+        progressed = total - len(todo)
+        if on_progress is not None:
+            on_progress(progressed, total)
+        threads = [
+            threading.Thread(
+                target=self._work, args=(source, solve), daemon=True, name=f"vidagent-eval-{i}"
+            )
+            for i in range(min(self.workers, len(todo)))
+        ]
+        for thread in threads:
+            thread.start()
+        pending = iter(todo)
+        start = last = time.monotonic()
+        in_a_row = 0
+        try:
+            self._feed(pending, 2 * self.workers)
+            while self.in_flight:
+                try:
+                    result = self.finished.get(timeout=self.heartbeat_s)
+                except queue.Empty:
+                    if on_wait is not None:
+                        now = time.monotonic()
+                        on_wait(Waiting(self.in_flight, now - last, now - start))
+                    continue
+                self.in_flight -= 1
+                last = time.monotonic()
+                if result is None:
+                    continue
+                self._save(result)
+                progressed += 1
+                if on_progress is not None:
+                    on_progress(progressed, total)
+                if on_result is not None:
+                    on_result(result)
+                in_a_row = in_a_row + 1 if result.transport_failure else 0
+                if stop_after_transport is not None and in_a_row >= stop_after_transport:
+                    raise TransportStop(
+                        self.path.parent,
+                        f"stopped: {in_a_row} samples in a row failed to reach the LLM (last: "
+                        f"{result.error}); what finished is saved, and the same command retries "
+                        "the rest once the server answers",
+                    )
+                self._feed(pending, 1)
+        except BaseException:
+            self._stop()
+            raise
+        finally:
+            self.stopping.set()
+            for _ in threads:
+                self.tasks.put(None)
+
+    def _feed(self, pending: Iterator[Sample], count: int) -> None:
+        for sample in pending:
+            self.tasks.put(sample)
+            self.in_flight += 1
+            count -= 1
+            if count <= 0:
+                break
+
+    def _stop(self) -> None:
+        """Drop what has not started, save what has finished or finishes within the grace."""
+        self.stopping.set()
+        deadline = time.monotonic() + self.stop_grace_s
+        while self.in_flight:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    result = self.finished.get(timeout=remaining)
+                else:
+                    result = self.finished.get_nowait()
+            except queue.Empty:
+                return
+            self.in_flight -= 1
+            if result is not None:
+                self._save(result)
+
+    def _save(self, result: SampleResult) -> None:
+        append_result(self.path, result, self.lock)
+        self.done[result.key] = result
+
+    def _work(self, source: TimelineSource, solve: Callable[[Sample, Timeline], Solution]) -> None:
+        while True:
+            sample = self.tasks.get()
+            if sample is None:
+                return
+            result = None
+            if not self.stopping.is_set():
+                try:
+                    result = self._one(sample, source, solve)
+                except BaseException:  # the call was cancelled: the run is stopping
+                    result = None
+            self.finished.put(result)
+
+    def _one(
+        self,
+        sample: Sample,
+        source: TimelineSource,
+        solve: Callable[[Sample, Timeline], Solution],
+    ) -> SampleResult | None:
         start = time.perf_counter()
         try:
             timeline = source(sample.video_id)
             solution = solve(sample, timeline)
         except Exception as exc:  # a per-sample failure is recorded; the run goes on
+            if self.stopping.is_set():
+                return None  # cut short by the stop (a closed connection): not this sample's fault
             message = str(exc).splitlines()[0] if str(exc) else ""
             return SampleResult(
                 key=sample.key, video_id=sample.video_id, ok=False,
-                error=f"{type(exc).__name__}: {message}", seconds=time.perf_counter() - start,
+                error=f"{type(exc).__name__}: {message}", error_kind=failure_kind(exc),
+                seconds=time.perf_counter() - start,
             )  # fmt: skip
         usage = solution.run.usage
         return SampleResult(
@@ -197,49 +319,6 @@ def run_samples(
             valid=solution.valid, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, seconds=time.perf_counter() - start,
         )  # fmt: skip
-
-    total, progressed = len(samples), len(samples) - len(todo)
-    if on_progress is not None:
-        on_progress(progressed, total)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vidagent-eval")
-    pending: set[Future[SampleResult]] = set()
-    ready: list[Future[SampleResult]] = []  # finished, not yet saved
-    queue = iter(todo)
-    try:
-        for sample in queue:  # keep at most 2x workers queued, so Ctrl-C stops quickly
-            pending.add(pool.submit(one, sample))
-            if len(pending) >= 2 * max(1, workers):
-                break
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            ready = list(finished)
-            while ready:
-                future = ready.pop(0)
-                result = future.result()
-                append_result(path, result, lock)
-                done[result.key] = result
-                progressed += 1
-                if on_progress is not None:
-                    on_progress(progressed, total)
-                if on_result is not None:
-                    on_result(result)
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(one, nxt))
-    except BaseException:
-        # Stopped (Ctrl-C, a raising hook): drop what has not started, keep what finishes,
-        # including what had finished but was not saved yet when the stop came.
-        for future in pending:
-            future.cancel()
-        for future in wait(pending | set(ready)).done:
-            if not future.cancelled() and future.exception() is None:
-                result = future.result()
-                append_result(path, result, lock)
-                done[result.key] = result
-        raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return done
 
 
 def failure_limit(spec: str | None, total: int) -> int | None:
@@ -255,6 +334,9 @@ def failure_limit(spec: str | None, total: int) -> int | None:
             if not 0 <= value <= 1:
                 raise ValueError
             return int(value * total)
-        return int(text)
+        value = int(text)
+        if value < 0:
+            raise ValueError
+        return value
     except ValueError:
         raise EvalError("--max-failures", f"{spec!r} is not a count or a fraction") from None

@@ -124,9 +124,15 @@ def toy_files(root: Path) -> tuple[Path, Path, Path]:
 
 
 class NoLLM:
-    """The toy calls no LLM: the run's client only has to close."""
+    """The toy calls no LLM: the run's client only has to be probed and closed."""
 
     backend = None
+
+    def __init__(self) -> None:
+        self.probes = 0
+
+    def probe_sync(self) -> None:
+        self.probes += 1
 
     def close(self) -> None:
         pass
@@ -142,12 +148,17 @@ def test_a_new_module_is_a_new_benchmark_for_run_score_report_and_bank(
     assert "toy_segments" in benchmark_names() and discover()["toy_segments"] is toy
     assert len(benchmark_names()) == 7  # the six and the toy; "_helpers" is not a benchmark
     ann, cap, tax = toy_files(tmp_path)
-    monkeypatch.setattr(eval_cli, "_llm", lambda *_args: NoLLM())
+    llm = NoLLM()
+    monkeypatch.setattr(eval_cli, "_llm", lambda *_args: llm)
     drawn: list[tuple[str, int, int]] = []
 
     @contextlib.contextmanager
     def bar(description: str) -> Iterator[Any]:
-        yield lambda done, total: drawn.append((description, done, total))
+        def draw(done: int, total: int, status: str | None = None) -> None:
+            if not status or not status.startswith("waiting"):  # not the idle heartbeat
+                drawn.append((description, done, total))
+
+        yield draw
 
     monkeypatch.setattr(progress, "steps_progress", bar)
     out = tmp_path / "run"
@@ -162,6 +173,7 @@ def test_a_new_module_is_a_new_benchmark_for_run_score_report_and_bank(
     metrics, _ = json.JSONDecoder().raw_decode(result.stdout)  # the JSON, then a summary line
     assert metrics == {"exact": 50.0, "z": 4, "n": 2}
     assert drawn == [("samples", 0, 2), ("samples", 1, 2), ("samples", 2, 2)]  # the CLI's bar
+    assert llm.probes == 1  # the server is probed before the samples are sent
     assert (out / "counts.txt").read_text() == "1 2\n2 3\n"  # its own submission file and writer
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == 0, summary["failures"]

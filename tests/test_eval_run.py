@@ -155,39 +155,45 @@ def test_cli_run_resume_config_check_and_max_failures(
     assert "## Metrics" in (out / "report.md").read_text()
     changed = runner.invoke(app, [*base, "--max-timeline-chars", "200"])
     assert isinstance(changed.exception, EvalError)
-    assert "max_timeline_chars" in str(changed.exception) and "--force" in str(changed.exception)
+    message = str(changed.exception)  # the flag the user types, not the config field
+    assert "--max-timeline-chars: 120 -> 200" in message and "--force" in message
+    assert "max_timeline_chars" not in message
     strict = runner.invoke(app, [*base, "--max-failures", "0"])
     assert isinstance(strict.exception, EvalError) and "failed" in str(strict.exception)
     assert len(lines(out)) == 12  # nothing re-sent, nothing duplicated
 
 
 def test_a_stop_keeps_results_that_finished_together_with_the_one_that_stopped_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """Several samples can finish at once; a stop (Ctrl-C, a raising hook) at the first of them
-    must still save the others, which were already paid for."""
-    import concurrent.futures
+    must still save the others, which were already paid for — even with no grace at all for
+    the samples still in flight."""
+    import threading
+    import time
     from types import SimpleNamespace
 
     from vidagent.evals.common import Sample
 
     samples = [Sample(key=f"k{i}", video_id=f"v{i}", kind="qa") for i in range(8)]
     usage = SimpleNamespace(prompt_tokens=1, completion_tokens=1)
+    solved: list[str] = []
+    lock = threading.Lock()
 
     def solve(sample: Sample, timeline: Any) -> Solution:
+        with lock:
+            solved.append(sample.key)
         return Solution(0, True, SimpleNamespace(usage=usage))  # type: ignore[arg-type]
 
-    # every wait returns all 8 queued futures at once: the worst case of "finished together"
-    def wait_all(futures: Any, return_when: Any = None) -> Any:
-        return concurrent.futures.wait(futures)
-
-    monkeypatch.setattr("vidagent.evals.runner.wait", wait_all)
-
     def stop(result: SampleResult) -> None:
+        deadline = time.monotonic() + 10
+        while len(solved) < 8 and time.monotonic() < deadline:  # all 8 finish "together"
+            time.sleep(0.01)
+        time.sleep(0.2)  # and are handed in, not yet saved
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_samples(samples, source=lambda video_id: None, solve=solve, run_dir=tmp_path,
-                    workers=4, on_result=stop)  # fmt: skip
+                    workers=4, on_result=stop, stop_grace_s=0.0)  # fmt: skip
     saved = [r["key"] for r in lines(tmp_path)]
     assert sorted(saved) == [s.key for s in samples] and len(saved) == 8

@@ -45,7 +45,7 @@ def run_score(task: str, annotations: Path, predictions: Path) -> dict:
         ["score", task, "--annotations", str(annotations), "--predictions", str(predictions)],
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # stdout: the metrics; stderr: the coverage when partial
 
 
 def test_nextqa_scores_exactly_the_official_eval_mc_numbers() -> None:

@@ -335,3 +335,26 @@ def test_an_mlp_head_file_is_checked_and_read_as_written(tmp_path: Path) -> None
             tmp_path / "bad.safetensors", verb_weight=vw, verb_bias=vb, noun_weight=nw,
             noun_bias=np.zeros(3), taxonomy=tax, embedding_model="m", hidden_weight=hw,
         )  # fmt: skip
+
+
+def test_the_cli_draws_a_bar_of_epochs() -> None:
+    import io
+
+    from rich.console import Console
+
+    from vidagent.cli.train import epochs_bar
+    from vidagent.train import EpochReport
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    with epochs_bar(console) as on_epoch:
+        for epoch in (1, 2):
+            on_epoch(
+                EpochReport(
+                    epoch=epoch, epochs=5, train_loss=1.0, val_loss=0.5 / epoch,
+                    val_verb_top1=0.9, val_noun_top1=0.8, val_action_top1=0.7, best_epoch=epoch,
+                )
+            )  # fmt: skip
+    text = out.getvalue()
+    assert "epoch 2: val loss 0.250, top-1 verb 0.90 noun 0.80 action 0.70" in text
+    assert "2/5" in text

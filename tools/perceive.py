@@ -23,8 +23,6 @@ Its records (:mod:`vidagent.tools.perceive_records`) are re-exported here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections import Counter
@@ -32,10 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vidagent.core.errors import ConfigError, MissingDependencyError
 from vidagent.core.records import Segment, Timeline
+from vidagent.store.claims import CLAIM_TTL_S
 from vidagent.tools.models import ModelLoadError, PerceptionTool, ToolOutput
 from vidagent.tools.perceive_records import (
     PerceiveSummary,
@@ -48,12 +45,15 @@ from vidagent.tools.perceive_records import (
     output_names,
     write_json,
 )
+from vidagent.tools.perceive_store import JobStore
 from vidagent.tools.sampling import sample_segments
 from vidagent.tools.shot_cache import SHOTS_TOOL, SHOTS_VERSION
 from vidagent.tools.video import FrameBatch, open_video
 
 FATAL = (ModelLoadError, MissingDependencyError, ConfigError)
 """Errors of a tool's set-up or run that would repeat on every video: they stop the run."""
+POLL_S = 0.5
+"""Seconds between looks at the store while another run holds the claims a video waits for."""
 
 __all__ = [
     "FATAL",
@@ -80,16 +80,16 @@ class _StopRun(Exception):
         self.error = error
 
 
-def _segments_digest(segments: Sequence[Segment]) -> str:
-    bounds = [[s.start_frame, s.end_frame] for s in segments]
-    return hashlib.sha256(json.dumps(bounds).encode()).hexdigest()[:32]
+Entry = tuple[VideoJob, int, FrameBatch]
+"""One segment waiting in a tool's queue: its video's job, its position, its frames."""
 
 
 class Engine:
-    """The pipeline over video jobs: :meth:`plan` (hash, segment, look up the store), batching
-    across videos, running the tools that missed, :meth:`finish` / :meth:`fail` per video.
-    :func:`perceive_many` runs it in process; :mod:`vidagent.tools.perceive_ray` plans on the
-    driver with it and runs the rest on Ray actors."""
+    """The pipeline over video jobs: :meth:`plan` (hash, segment, look up the store), claiming,
+    batching across videos, running the tools that missed, :meth:`finish` / :meth:`fail` per
+    video. :func:`perceive_many` runs it in process; :mod:`vidagent.tools.perceive_ray` plans on
+    the driver with it and runs the rest on Ray actors. Store I/O (keys, claims, chunks, final
+    records) is :class:`vidagent.tools.perceive_store.JobStore`'s."""
 
     def __init__(
         self,
@@ -102,6 +102,8 @@ class Engine:
         frame_size: int | None,
         chunk_segments: int,
         progress: Progress | None,
+        claim_ttl_s: float = CLAIM_TTL_S,
+        poll_s: float = POLL_S,
     ) -> None:
         names = [t.name for t in tools]
         if len(set(names)) != len(names):
@@ -114,11 +116,16 @@ class Engine:
         self.frame_size = frame_size
         self.chunk = chunk_segments
         self.progress = progress
-        self.queues: dict[str, list[tuple[VideoJob, int, FrameBatch]]] = {n: [] for n in names}
+        self.claim_ttl_s, self.poll_s = claim_ttl_s, poll_s
+        self.queues: dict[str, list[Entry]] = {n: [] for n in names}
         self.linked = self._linked_actions()
-        self._tool_fields = {
+        fields = {
             t.name: t.cache_params(hasher=store.video_hash) for t in tools
         }  # validates files and devices before any video is touched
+        self.io = JobStore(
+            store, self.tools, fields, frame_size=frame_size, chunk=chunk_segments,
+            linked=self.linked,
+        )  # fmt: skip
 
     def _linked_actions(self) -> str | None:
         """The action tool that can reuse the embedder's vectors, if any."""
@@ -151,47 +158,43 @@ class Engine:
         return timeline.model_copy(update={"video": info})
 
     def plan(self, job: VideoJob) -> None:
-        from vidagent.store.perception import make_key
-
         job.started = time.perf_counter()
         job.video_hash = self.store.video_hash(job.path)
         job.timeline = self._timeline(job)
-        extra = {
-            "segments": _segments_digest(job.timeline.segments),
-            "frame_size": self.frame_size,
-        }
-        for name, tool in self.tools.items():
-            params = {**self._tool_fields[name], **extra}
-            key = make_key(job.video_hash, name, tool.version, params)
-            job.params[name], job.keys[name] = params, key
-            hit = self.store.get(key)
-            if hit is not None and len(hit.value.get("items", ())) == job.n:
-                job.values[name] = hit.value
-            else:
-                job.todo.append(name)
-                job.rows[name] = {}
+        self.io.lookup(job)
 
     # --- feeding frames to the tools' queues ---------------------------------------------------
 
-    def feed(self, job: VideoJob) -> None:
+    def feed(self, job: VideoJob, names: Sequence[str] | None = None) -> None:
+        """Queue the frames of what ``names`` (default: ``job.todo``) still miss for ``job``,
+        after loading the chunks an earlier run stored."""
         assert job.timeline is not None
-        fed = [n for n in job.todo if n != self.linked or "embedder" not in job.todo]
-        self._emit("planned", job, job.n * len(job.todo))
+        names = list(job.todo if names is None else names)
+        self.io.resume(job, names)
+        self._emit("planned", job, sum(job.n - len(job.rows.get(n, ())) for n in names))
+        self._store_ready([job])  # a tool whose every chunk was stored is complete already
+        fed = [n for n in names if n != self.linked or "embedder" not in names]
         by_k: dict[int, list[str]] = {}
         for name in fed:
             by_k.setdefault(self.tools[name].params.frames_per_segment, []).append(name)
         info = job.timeline.video
         width, height = decode_size(info.width, info.height, self.frame_size)
         with open_video(job.path, width=width, height=height) as source:
-            for k, names in sorted(by_k.items()):
+            for k, group in sorted(by_k.items()):
                 for start in range(0, job.n, self.chunk):
-                    segs = job.timeline.segments[start : start + self.chunk]
-                    batches = sample_segments(source, segs, k)
-                    for name in names:
+                    span = range(start, min(job.n, start + self.chunk))
+                    need = [n for n in group if _missing(job, n, span)]
+                    if not need or job.error is not None:
+                        continue
+                    batches = sample_segments(
+                        source, job.timeline.segments[span.start : span.stop], k
+                    )
+                    for name in need:
                         queue = self.queues[name]
-                        queue.extend((job, start + i, fb) for i, fb in enumerate(batches))
+                        queue.extend((job, span.start + i, fb) for i, fb in enumerate(batches))
                         if len(queue) >= self.chunk:
                             self.flush(name)
+        self._finish_ready([job])
 
     def flush(self, name: str) -> None:
         queue = [entry for entry in self.queues[name] if entry[0].error is None]
@@ -214,22 +217,32 @@ class Engine:
                         raise
                     except Exception as exc2:
                         self.fail(job, exc2)
-        self._finish_ready(dict.fromkeys(job for job, _, _ in queue))
+        touched = list(dict.fromkeys(job for job, _, _ in queue))
+        self._store_ready(touched)
+        self._finish_ready(touched)
 
-    def _run_tool(self, name: str, queue: list[tuple[VideoJob, int, FrameBatch]]) -> None:
+    def _flush_all(self) -> None:
+        for name in self.queues:
+            self.flush(name)
+
+    def _run_tool(self, name: str, queue: list[Entry]) -> None:
         try:
             out = self.tools[name].run([fb for _, _, fb in queue])
         except FATAL as exc:
             raise _StopRun(exc) from exc
         self._distribute(name, queue, out)
 
-    def _distribute(
-        self, name: str, queue: list[tuple[VideoJob, int, FrameBatch]], out: ToolOutput
-    ) -> None:
+    def _distribute(self, name: str, queue: list[Entry], out: ToolOutput) -> None:
+        done: Counter[VideoJob] = Counter()
         for row, (job, pos, _) in enumerate(queue):
-            job.rows[name][pos] = (out.items[row], {k: v[row] for k, v in out.arrays.items()})
+            rows = job.rows.get(name)
+            if rows is not None and pos not in rows:
+                rows[pos] = (out.items[row], {k: v[row] for k, v in out.arrays.items()})
+                done[job] += 1
         if name == "embedder" and self.linked:
-            linked = [i for i, (job, _, _) in enumerate(queue) if self.linked in job.todo]
+            linked = [
+                i for i, (job, pos, _) in enumerate(queue) if _missing(job, self.linked, [pos])
+            ]
             if linked:
                 actions: Any = self.tools[self.linked]
                 try:
@@ -237,8 +250,35 @@ class Engine:
                 except FATAL as exc:
                     raise _StopRun(exc) from exc
                 self._distribute(self.linked, [queue[i] for i in linked], sub)
-        for job, count in Counter(job for job, _, _ in queue).items():
+        for job, count in done.items():
             self._emit("segments", job, count)
+
+    # --- waiting for other runs' claims -----------------------------------------------------------
+
+    def _wait(self, jobs: Sequence[VideoJob]) -> None:
+        """Until no job waits: take results other runs stored, compute what their lapsed claims
+        leave, sleep ``poll_s`` between looks."""
+        while True:
+            pending = [j for j in jobs if j.waiting and j.result is None and j.error is None]
+            if not pending:
+                return
+            try:
+                taken = self.io.poll(pending)
+            except Exception as exc:  # the store failed: every waiting video with it
+                for job in pending:
+                    self.fail(job, exc)
+                return
+            for job, names in taken.items():
+                try:
+                    self.feed(job, names)
+                except _StopRun:
+                    raise
+                except Exception as exc:
+                    self.fail(job, exc)
+            self._flush_all()
+            self._finish_ready(pending)
+            if any(j.waiting and j.result is None and j.error is None for j in pending):
+                time.sleep(self.poll_s)
 
     # --- finishing ------------------------------------------------------------------------------
 
@@ -246,6 +286,10 @@ class Engine:
         if job.result is not None:
             return
         job.error = exc
+        try:
+            self.io.release(job)  # let another run try it
+        except Exception:  # the store is failing too: the claims lapse with this run
+            pass
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         job.result = VideoResult(
             path=str(job.path),
@@ -256,6 +300,16 @@ class Engine:
         )
         self._emit("video", job)
 
+    def _store_ready(self, jobs: Iterable[VideoJob]) -> None:
+        """Store the chunks and final records ``jobs`` have completed."""
+        for job in jobs:
+            if job.result is None and job.error is None:
+                try:
+                    for name in list(job.todo):
+                        self.io.save_ready(job, name)
+                except Exception as exc:
+                    self.fail(job, exc)
+
     def _finish_ready(self, jobs: Iterable[VideoJob]) -> None:
         for job in jobs:
             if job.result is None and job.error is None and job.timeline and job.complete():
@@ -265,25 +319,8 @@ class Engine:
                     self.fail(job, exc)
 
     def finish(self, job: VideoJob) -> None:
+        """Annotate the segments with every tool's stored result; write the timeline."""
         assert job.timeline is not None
-        for name in job.todo:
-            tool = self.tools[name]
-            parts = [job.rows[name][i] for i in range(job.n)]
-            names = parts[0][1].keys() if parts else ()
-            out = ToolOutput(
-                [p[0] for p in parts], {a: np.stack([p[1][a] for p in parts]) for a in names}
-            )
-            value = {"items": out.items, **tool.summary(out)}
-            self.store.put(
-                job.keys[name],
-                value,
-                out.arrays or None,
-                video_hash=job.video_hash,
-                tool=name,
-                version=tool.version,
-                params=job.params[name],
-            )
-            job.values[name] = value
         segments: list[Segment] = list(job.timeline.segments)
         for name, tool in self.tools.items():
             segments = tool.annotate(segments, job.values[name], job.keys[name])
@@ -304,25 +341,40 @@ class Engine:
         self._emit("video", job)
 
     def run(self, jobs: list[VideoJob]) -> None:
+        """Plan, claim, compute and finish ``jobs``; then wait for what other runs hold."""
+        make_claims = getattr(self.store, "claims", None)
+        claims = make_claims(ttl_s=self.claim_ttl_s) if callable(make_claims) else None
+        self.io.claims = claims
         try:
             for job in jobs:
                 try:
                     self.plan(job)
+                    self.io.claim(job)
                     if job.todo:
                         self.feed(job)
-                    else:
+                    elif not job.waiting:
                         self.finish(job)
                 except _StopRun:
                     raise
                 except Exception as exc:  # unreadable video, failed segmentation, store error
                     self.fail(job, exc)
-            for name in self.queues:
-                self.flush(name)
+            self._flush_all()
+            self._wait(jobs)
         except _StopRun as stop:
             raise stop.error from None
+        finally:
+            self.io.claims = None
+            if claims is not None:
+                claims.close()
         for job in jobs:  # rows that never all came back: a bug, but keep the summary whole
             if job.result is None:
                 self.fail(job, RuntimeError("perception results incomplete"))
+
+
+def _missing(job: VideoJob, name: str, positions: Iterable[int]) -> bool:
+    """Whether ``name`` still needs a row of ``job`` at one of ``positions``."""
+    rows = job.rows.get(name)
+    return rows is not None and any(pos not in rows for pos in positions)
 
 
 def make_jobs(

@@ -102,7 +102,13 @@ class VideoJob:
     keys: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     todo: list[str] = field(default_factory=list)
+    """Tools this run computes for the video (their keys are claimed)."""
+    waiting: list[str] = field(default_factory=list)
+    """Tools another run is computing for the video (it holds their claims)."""
     rows: dict[str, dict[int, tuple[Any, dict[str, np.ndarray]]]] = field(default_factory=dict)
+    """Per tool of ``todo``, the rows computed or resumed so far, by segment position."""
+    saved: dict[str, set[int]] = field(default_factory=dict)
+    """Per tool, the chunks (indices) stored as partial records or loaded from them."""
     error: BaseException | None = None
     result: VideoResult | None = None
     final: Timeline | None = None
@@ -112,4 +118,5 @@ class VideoJob:
         return len(self.timeline.segments) if self.timeline else 0
 
     def complete(self) -> bool:
-        return all(len(self.rows.get(name, {})) == self.n for name in self.todo)
+        """Every tool's result is at hand (computed and stored, or found in the store)."""
+        return not self.waiting and all(name in self.values for name in self.todo)

@@ -133,6 +133,11 @@ class LLMSettings(BaseModel):
         description="Hub id or folder; with urls the served name (the default: the first served)",
     )
     cache_dir: Path | None = Field(default=None, description="Response cache (None: home/llm)")
+    adapter: Path | None = Field(
+        default=None,
+        description="LoRA adapter folder (vidagent train llm) for the in-process LLM; with urls "
+        "the server serves it (--lora-modules NAME=DIR) and model names it",
+    )
 
     @property
     def served_model(self) -> str | None:
@@ -149,6 +154,7 @@ class LLMSettings(BaseModel):
             model=self.served_model if served else self.model,
             hf_model=None if served else self.model,
             cache_dir=self.cache_dir,
+            adapter=self.adapter,
             **overrides,
         )
 

@@ -181,7 +181,7 @@ def perceive_many(
     config = config or PerceptionConfig()
     store = open_store(store)
     tools = build_tools(config, store)  # validates the options before any video is touched
-    common = {"store": store, "out_dir": out_dir, "progress": on_progress}
+    common: dict[str, Any] = {"store": store, "out_dir": out_dir, "progress": on_progress}
     with quiet_native_stderr():
         if ray is None:
             from vidagent.tools.perceive import perceive_many as run_local

@@ -1,26 +1,36 @@
 """``vidagent eval score`` / ``eval run``: score official prediction files; run a benchmark.
 
 Thin commands over :mod:`vidagent.evals`: ``score`` reads a benchmark's annotations and its
-official prediction/submission format and prints the metrics as one JSON object; ``run`` answers a
+official prediction/submission format and prints the metrics as one JSON object (a file that
+answers none of the samples is an error; partial coverage is shown on stderr); ``run`` answers a
 benchmark's samples with the agent (see :mod:`vidagent.evals.runner`) and draws its progress bar
-from the runner's progress callback. The benchmarks are the ones the registry finds; what one needs
-(a taxonomy, Z or K) is read from the benchmark object, never from its name. Errors are one line
+from the runner's callbacks. The benchmarks are the ones the registry finds; what one needs (a
+taxonomy, Z or K) is read from the benchmark object, never from its name. Errors are one line
 through ``vidagent.cli.main.main``.
+
+``run`` locks its run folder (a second run on it is refused, naming the first's PID), probes the
+LLM server before it sends anything, fails (exit 2) when samples could not reach the LLM (or when
+more than ``--max-failures`` failed), and on Ctrl-C prints what was saved and the command that
+resumes (exit 130).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vidagent.cli.bounds import above, at_least
 from vidagent.cli.options import BankOpt, DeviceOpt, LLMUrlOpt, MaxTimelineCharsOpt
 from vidagent.evals.benchmark import Benchmark, Param, Params
 from vidagent.evals.registry import benchmark_names, users_of
+
+if TYPE_CHECKING:
+    from vidagent.evals.runner import RunConfig
+    from vidagent.llm import LLMClient
 
 app = typer.Typer(help="Score and run benchmarks.", no_args_is_help=True)
 
@@ -65,8 +75,8 @@ def score(
     z: Annotated[
         int | None,
         typer.Option(
-            "--z", min=1, metavar="N",
-            help=setting_help("Future actions scored, Z of ED@Z (official: 20)", "z"),
+            "--z", callback=at_least(1), metavar="N",
+            help=setting_help("Future actions scored, Z of ED@Z (>= 1; official: 20)", "z"),
         ),
     ] = None,
 ) -> None:  # fmt: skip
@@ -76,11 +86,20 @@ def score(
     bench = benchmark(task)
     params = Params(z=z)
     check_settings(bench, params)
-    typer.echo(json.dumps(bench.score_files(annotations, predictions, params), indent=2))
+    scored = bench.scored_files(annotations, predictions, params)
+    typer.echo(json.dumps(scored.metrics, indent=2))
+    cover = scored.coverage
+    if cover.matched < cover.total:
+        typer.echo(
+            f"coverage: {cover.matched} of {cover.total} samples have a prediction "
+            f"({cover.total - cover.matched} missing, scored as wrong)",
+            err=True,
+        )
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     task: Annotated[
         str,
         typer.Argument(metavar="BENCHMARK", help=names_help("Benchmark:", benchmark_names())),
@@ -109,21 +128,27 @@ def run(
         ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, metavar="N", help="First N samples.")
+        int | None,
+        typer.Option("--limit", callback=at_least(1), metavar="N", help="First N samples."),
     ] = None,
     llm_url: LLMUrlOpt = None,
     llm_model: Annotated[
         str | None, typer.Option("--llm-model", metavar="MODEL", help="LLM model.")
     ] = None,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", min=1, metavar="N", help="Samples in flight.")
+        int,
+        typer.Option("--max-concurrency", callback=at_least(1), metavar="N",
+                     help="Samples in flight (>= 1)."),
     ] = 16,
     max_retries: Annotated[
         int,
-        typer.Option("--max-retries", min=0, metavar="N", help="Retries of a failed LLM call."),
+        typer.Option("--max-retries", callback=at_least(0), metavar="N",
+                     help="Retries of a failed LLM call (>= 0)."),
     ] = 3,
     timeout_s: Annotated[
-        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds per LLM call.")
+        float,
+        typer.Option("--timeout", callback=above(0), metavar="SECONDS",
+                     help="Seconds per LLM call (> 0)."),
     ] = 120.0,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="No LLM response cache.", metavar="")
@@ -139,14 +164,14 @@ def run(
     z: Annotated[
         int | None,
         typer.Option(
-            "--z", min=1, metavar="N",
+            "--z", callback=at_least(1), metavar="N",
             help=setting_help("Future actions per prediction, Z of ED@Z (default 20)", "z"),
         ),
     ] = None,
     candidates: Annotated[
         int | None,
         typer.Option(
-            "--candidates", "-K", min=1, metavar="K",
+            "--candidates", "-K", callback=at_least(1), metavar="K",
             help=setting_help("Candidates per sample (default 5)", "candidates"),
         ),
     ] = None,
@@ -154,13 +179,15 @@ def run(
     examples: Annotated[
         int | None,
         typer.Option(
-            "--examples", min=0, metavar="N",
+            "--examples", callback=at_least(0), metavar="N",
             help="In-context examples per prompt (needs --bank; default 3 with it).",
         ),
     ] = None,
     retry_failed: Annotated[
         bool,
-        typer.Option("--retry-failed", help="On resume, run failed samples again.", metavar=""),
+        typer.Option("--retry-failed", metavar="",
+                     help="On resume, run failed samples again (those that could not reach the "
+                     "LLM are always run again)."),
     ] = False,
     captioner: Annotated[
         str | None,
@@ -177,7 +204,8 @@ def run(
     seconds: Annotated[
         float,
         typer.Option(
-            "--seconds", min=0.1, metavar="SECONDS", help="--videos: segment length (s)."
+            "--seconds", callback=at_least(0.1), metavar="SECONDS",
+            help="--videos: segment length (s, >= 0.1).",
         ),
     ] = 2.0,
     device: DeviceOpt = "auto",
@@ -185,7 +213,8 @@ def run(
         str | None,
         typer.Option(
             "--max-failures", metavar="N|FRACTION",
-            help="Fail the run above N failed samples or a fraction (0.1, 10%).",
+            help="Fail the run above N failed samples or a fraction (0.1, 10%); default: fail "
+            "on any sample that could not reach the LLM.",
         ),
     ] = None,
     force: Annotated[
@@ -197,22 +226,11 @@ def run(
     ] = True,
 ) -> None:  # fmt: skip
     """Answer a benchmark's samples with the agent; resumable; writes summary + report."""
-    import time
-
+    from vidagent.cli.eval_run import run_benchmark
+    from vidagent.cli.run_display import command_line
     from vidagent.core.errors import ConfigError
-    from vidagent.evals.common import EvalError, read_taxonomy
     from vidagent.evals.registry import benchmark
-    from vidagent.evals.report import summarize
-    from vidagent.evals.runner import (
-        RESULTS,
-        RunConfig,
-        Solver,
-        check_config,
-        failure_limit,
-        read_results,
-        run_samples,
-        to_run,
-    )
+    from vidagent.evals.runner import RunConfig
     from vidagent.tools.captioner import DEFAULT_CAPTIONER
     from vidagent.tools.visual_embedder import DEFAULT_VISUAL_MODEL
 
@@ -245,119 +263,29 @@ def run(
         embedder=(embedder or DEFAULT_VISUAL_MODEL) if perceived else None,
         seconds=seconds if perceived else None,
     )  # fmt: skip
-    params = Params(z=config.lta_z, candidates=config.lta_k)
-    samples = bench.load_samples(annotations, params)[:limit]
-    limit_failures = failure_limit(max_failures, len(samples))
-    check_config(out, config, force)
-    source = _source(given[0][0], given[0][1], config, taxonomy, device)
-    tax = read_taxonomy(taxonomy) if taxonomy is not None else None
-    llm = _llm(config, max_retries, timeout_s, no_cache)
-    start = time.perf_counter()
-    ran = len(to_run(samples, read_results(out / RESULTS), retry_failed))
-    try:
-        with _progress(progress) as on_progress:
-            results = run_samples(
-                samples, source=source, solve=Solver(llm, config, tax, _bank(bank)),
-                run_dir=out, workers=max_concurrency, on_progress=on_progress,
-                retry_failed=retry_failed,
-            )  # fmt: skip
-    finally:
-        llm.close()
-    summary = summarize(
-        bench, samples, results, wall_s=time.perf_counter() - start, ran=ran, run_dir=out,
-        params=params,
+    run_benchmark(
+        bench, config, out, given[0], build_llm=_llm, taxonomy=taxonomy, bank=bank, device=device,
+        llm_options=(max_retries, timeout_s, no_cache), retry_failed=retry_failed, force=force,
+        progress=progress, resume=lambda: command_line(ctx, "vidagent eval run"),
     )  # fmt: skip
-    typer.echo(json.dumps(summary["metrics"], indent=2))
-    typer.echo(
-        f"{summary['succeeded']}/{summary['samples']} ok, {summary['failed']} failed; "
-        f"report: {out / 'report.md'}"
-    )
-    _echo_replicas(llm)
-    if limit_failures is not None and summary["failed"] > limit_failures:
-        raise EvalError(out, f"{summary['failed']} samples failed (limit {limit_failures})")
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """The CLI's progress bar (on stderr), fed by the runner's ``on_progress(done, total)``."""
-    if not enabled:
-        yield None
-        return
-    from vidagent.cli.progress import steps_progress
-
-    with steps_progress("samples") as on_progress:
-        yield on_progress
-
-
-def _llm(config: Any, max_retries: int, timeout_s: float, no_cache: bool) -> Any:
+def _llm(config: RunConfig, max_retries: int, timeout_s: float, no_cache: bool) -> LLMClient:
     from vidagent.api.deps import check_model_available
+    from vidagent.core.errors import ConfigError
     from vidagent.llm.config import LLMConfig, build_backend
 
-    cfg = config  # RunConfig
-    urls = list(getattr(cfg, "llm_urls", []))
-    model = getattr(cfg, "llm_model", None)
+    urls = list(config.llm_urls)
+    model = config.llm_model
+    if not urls and not model:
+        raise ConfigError(
+            "no LLM: give --llm-url (an OpenAI-compatible server such as vllm serve) or "
+            "--llm-model (a model to load in this process)"
+        )
     llm_config = LLMConfig(
         urls=urls, model=model, hf_model=None if urls else model, max_retries=max_retries,
-        timeout_s=timeout_s, cache=not no_cache,
-        max_concurrency=getattr(cfg, "max_concurrency", 16),
+        timeout_s=timeout_s, cache=not no_cache, max_concurrency=config.max_concurrency,
     )  # fmt: skip
     if not urls and model:
         check_model_available(model)
     return build_backend(llm_config)
-
-
-def _echo_replicas(llm: Any) -> None:
-    """One line per server when there are several: how the requests were spread."""
-    stats = getattr(llm.backend, "stats", None)
-    replicas = stats() if stats is not None else []
-    if len(replicas) > 1:
-        for r in replicas:
-            typer.echo(f"replica {r.url}: {r.sent} requests, {r.failed} failed")
-
-
-def _bank(directory: Path | None) -> Any:
-    if directory is None:
-        return None
-    from vidagent.retrieval import ExampleBank, SentenceTransformerEmbedder
-
-    return ExampleBank.load(directory, SentenceTransformerEmbedder())
-
-
-def _source(kind: str, path: Path, config: Any, taxonomy: Path | None, device: str) -> Any:
-    from vidagent.evals.sources import CaptionsFile, TimelineDir
-
-    if kind == "timelines":
-        return TimelineDir(path)
-    if kind == "captions":
-        return CaptionsFile(path)
-    return _video_source(path, config, taxonomy, device)
-
-
-def _video_source(directory: Path, config: Any, taxonomy: Path | None, device: str) -> Any:
-    """Perceive ``<dir>/<video_id>.*`` on first use (cached in the perception store); for LTA the
-    action recognizer labels segments with the benchmark's own taxonomy."""
-    import threading
-
-    from vidagent.api.deps import perceive_video
-    from vidagent.core.settings import load_settings
-    from vidagent.evals.common import EvalError
-    from vidagent.store.perception import PerceptionStore
-
-    if not directory.is_dir():
-        raise EvalError(directory, "not a directory of videos")
-    store = PerceptionStore(load_settings().store_dir)
-    lock = threading.Lock()  # perception models are loaded once and used by one thread at a time
-
-    def get(video_id: str) -> Any:
-        matches = sorted(directory.glob(f"{video_id}.*"))
-        if not matches:
-            raise EvalError(directory, f"no video file for {video_id!r}")
-        with lock:
-            timeline, _ = perceive_video(
-                matches[0], captioner=config.captioner, captioner_url=None,
-                embedder=config.embedder, taxonomy=taxonomy, seconds=config.seconds,
-                device=device, store=store,
-            )  # fmt: skip
-        return timeline
-
-    return get

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vidagent.cli.bounds import at_least, between
 from vidagent.cli.eval import names_help, setting_help
 from vidagent.core.errors import ConfigError
 from vidagent.evals.benchmark import Params
@@ -52,6 +53,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON in
 
 @app.command()
 def build(
+    ctx: typer.Context,
     source: Annotated[
         Path,
         typer.Option("--source", metavar="FILE", help="Annotation file to read examples from."),
@@ -88,7 +90,7 @@ def build(
         int | None,
         typer.Option(
             "--n-observed",
-            min=1,
+            callback=at_least(1),
             metavar="N",
             help=setting_help("Observed actions per example (default 8)", "observed"),
         ),
@@ -97,17 +99,17 @@ def build(
         int | None,
         typer.Option(
             "--z",
-            min=1,
+            callback=at_least(1),
             metavar="N",
             help=setting_help("Future actions per example (default 20)", "z"),
         ),
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option(min=1, metavar="N", help="Use only the first N examples."),
+        typer.Option(callback=at_least(1), metavar="N", help="Use only the first N examples."),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Texts per embedding batch.")
+        int, typer.Option(callback=at_least(1), metavar="N", help="Texts per embedding batch.")
     ] = 64,
     device: Annotated[
         str, typer.Option(metavar="DEVICE", help="Torch device for the embedder.")
@@ -126,28 +128,61 @@ def build(
         raise ConfigError(f"--index-type {index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
     if (out_dir / "manifest.json").exists() and not force:
         raise ConfigError(f"--out {out_dir} already holds an example bank (use --force to replace)")
+    _check_out(out_dir)
     examples = _examples(source, source_format, task, Params(z=z, observed=n_observed))
     if limit is not None:
         examples = examples[:limit]
     if not examples:
         raise ConfigError(f"--source {source}: no examples found in {source_format} format")
-    text_embedder = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size)
-    started = time.perf_counter()
-    with steps_progress("embedding examples") as on_progress:
-        bank = ExampleBank.build(
-            examples,
-            text_embedder,
-            index_type=cast(IndexType, index_type),
-            batch_size=max(batch_size, 256),
-            progress=on_progress,
+    embedded, saving = [0], [False]
+    try:
+        text_embedder = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size)
+        started = time.perf_counter()
+        with steps_progress("embedding examples") as bar:
+
+            def on_progress(done: int, total: int) -> None:
+                embedded[0] = done
+                bar(done, total)
+
+            bank = ExampleBank.build(
+                examples,
+                text_embedder,
+                index_type=cast(IndexType, index_type),
+                batch_size=max(batch_size, 256),
+                progress=on_progress,
+            )
+        saving[0] = True
+        bank.save(out_dir, overwrite=force)
+    except KeyboardInterrupt:
+        from vidagent.cli.run_display import command_line
+
+        where = (
+            f"the bank in {out_dir} is incomplete"
+            if saving[0]
+            else f"none saved (a bank is written whole at the end: {out_dir} is unchanged)"
         )
-    bank.save(out_dir, overwrite=force)
+        err.print(
+            f"interrupted: {embedded[0]} of {len(examples)} examples embedded, {where}; run "
+            f"again: {command_line(ctx, 'vidagent index build')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     tasks = ", ".join(f"{name}: {count}" for name, count in bank.manifest.tasks.items())
     err.print(
         f"wrote {out_dir}: {len(bank)} examples ({tasks}), embedder {bank.manifest.embedder} "
         f"({bank.dim}-d), {index_type} index, {time.perf_counter() - started:.1f} s",
         highlight=False,
     )
+
+
+def _check_out(out_dir: Path) -> None:
+    """``--out`` must be (or become) a folder: nothing on its path may be a file."""
+    for path in (out_dir, *out_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"--out {out_dir}: {path} is a file, not a folder")
+            return
 
 
 def _examples(source: Path, source_format: str, task: str | None, params: Params) -> list[Example]:
@@ -175,7 +210,10 @@ def search(
         str, typer.Argument(metavar="QUERY", help="Query text (as the prompt would show it).")
     ],
     examples: Annotated[
-        int, typer.Option("--examples", min=1, metavar="N", help="In-context examples to select.")
+        int,
+        typer.Option(
+            "--examples", callback=at_least(1), metavar="N", help="In-context examples to select."
+        ),
     ] = 8,
     use_mmr: Annotated[
         bool, typer.Option("--mmr", metavar="", help="Maximal marginal relevance (default).")
@@ -188,10 +226,13 @@ def search(
     ] = False,
     lambda_: Annotated[
         float,
-        typer.Option("--lambda", min=0.0, max=1.0, metavar="WEIGHT", help="MMR relevance weight."),
+        typer.Option(
+            "--lambda", callback=between(0, 1), metavar="WEIGHT", help="MMR relevance weight (0-1)."
+        ),
     ] = 0.5,
     fetch_k: Annotated[
-        int, typer.Option("--fetch-k", min=1, metavar="N", help="MMR candidate pool.")
+        int,
+        typer.Option("--fetch-k", callback=at_least(1), metavar="N", help="MMR candidate pool."),
     ] = 20,
     exclude_video: Annotated[
         list[str] | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -44,7 +45,7 @@ def _register_subcommands() -> None:
     from vidagent.cli.video import demo_video, frames, info, segments
 
     app._vidagent_registered = True  # type: ignore[attr-defined]
-    for name, command in [
+    commands: list[tuple[str, Callable[..., Any]]] = [
         ("info", info),
         ("segments", segments),
         ("frames", frames),
@@ -56,7 +57,8 @@ def _register_subcommands() -> None:
         ("demo", demo),
         ("chat", chat),
         ("serve", serve),
-    ]:
+    ]
+    for name, command in commands:
         app.command(name)(command)
     with contextlib.suppress(ImportError):
         from vidagent.cli.llm import app as llm_app
@@ -67,6 +69,9 @@ def _register_subcommands() -> None:
 
         app.add_typer(index_app, name="index", help="Build, search and inspect example banks.")
     app.add_typer(eval_app, name="eval", help="Score prediction files and run benchmarks.")
+    from vidagent.cli.train import app as train_app
+
+    app.add_typer(train_app, name="train", help="Train action heads and LoRA adapters of the LLM.")
 
 
 def build_command() -> Any:

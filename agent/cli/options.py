@@ -128,6 +128,16 @@ LLMModelOpt = Annotated[
         metavar="MODEL",
     ),
 ]
+LLMAdapterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--llm-adapter",
+        help="LoRA adapter folder (vidagent train llm) applied to --llm-model in process; for a "
+        "server, start it with --lora-modules NAME=DIR and pass --llm-model NAME instead.",
+        metavar="DIR",
+        show_default=False,
+    ),
+]
 BankOpt = Annotated[
     Path | None,
     typer.Option(
@@ -250,7 +260,7 @@ def llm_settings(values: dict[str, Any]) -> LLMSettings:
     urls, model = list(values["llm_url"] or []), values["llm_model"]
     if values.get("tiny") and not urls and model == DEFAULT_LLM_MODEL:
         model = str(tiny_models()["llm"])
-    return validated(LLMSettings, urls=urls, model=model)
+    return validated(LLMSettings, urls=urls, model=model, adapter=values.get("llm_adapter"))
 
 
 @dataclass(frozen=True)
@@ -337,6 +347,7 @@ LLM = OptionGroup(
     (
         Opt("llm_url", LLMUrlOpt, None),
         Opt("llm_model", LLMModelOpt, DEFAULT_LLM_MODEL),
+        Opt("llm_adapter", LLMAdapterOpt, None),
         Opt("tiny", TinyOpt, False),
     ),
     llm_settings,

@@ -22,16 +22,49 @@ from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from vidagent.tools.perceive_records import Progress as ProgressCallback
 from vidagent.tools.perceive_records import ProgressEvent
 
 __all__ = ["perception_progress", "progress_bar", "stderr_console", "steps_progress"]
+
+
+def wall_rate(task: Task) -> float | None:
+    """Steps per second since the bar's task started: the steps done since then (a task's
+    ``base`` field: steps done before it, e.g. by an earlier run) over the wall time. Rich's own
+    speed is per update, which two steps finishing 1 ms apart turn into thousands per second."""
+    elapsed = task.elapsed
+    if not elapsed:
+        return None
+    return max(0.0, task.completed - float(task.fields.get("base", 0))) / elapsed
+
+
+class RateColumn(ProgressColumn):
+    """``1.25/s`` (the wall-time rate, see :func:`wall_rate`)."""
+
+    def render(self, task: Task) -> Text:
+        rate = wall_rate(task)
+        return Text("" if rate is None else f"{rate:.2f}/s", style="progress.data.speed")
+
+
+class EtaColumn(ProgressColumn):
+    """The time left at the wall-time rate."""
+
+    def render(self, task: Task) -> Text:
+        rate = wall_rate(task)
+        if task.total is None or not rate:
+            return Text("-:--:--", style="progress.remaining")
+        left = int(max(0.0, task.total - task.completed) / rate)
+        return Text(
+            f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining"
+        )
 
 
 def progress_bar(transient: bool = True, console: Console | None = None) -> Progress:
@@ -40,8 +73,9 @@ def progress_bar(transient: bool = True, console: Console | None = None) -> Prog
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
+        RateColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        EtaColumn(),
         console=console or Console(stderr=True),
         transient=transient,
     )
@@ -95,16 +129,19 @@ def perception_progress(count: int, console: Console | None = None) -> Iterator[
 @contextlib.contextmanager
 def steps_progress(
     description: str, console: Console | None = None
-) -> Iterator[Callable[[int, int], None]]:
-    """Yields a ``(done, total)`` callback drawing one bar named ``description``."""
+) -> Iterator[Callable[..., None]]:
+    """Yields a ``(done, total, status=None)`` callback drawing one bar named ``description``
+    (``description: status`` while a status is given). The steps of the first call count as
+    done before: the rate is of the steps after it."""
     lazy = _LazyBar(progress_bar(console=console))
     tasks: list[TaskID] = []
 
-    def on_steps(done: int, total: int) -> None:
+    def on_steps(done: int, total: int, status: str | None = None) -> None:
         bar = lazy.start()
         if not tasks:
-            tasks.append(bar.add_task(description, total=total))
-        bar.update(tasks[0], completed=done, total=total)
+            tasks.append(bar.add_task(description, total=total, completed=done, base=done))
+        text = f"{description}: {status}" if status else description
+        bar.update(tasks[0], completed=done, total=total, description=text)
 
     try:
         yield on_steps

@@ -80,11 +80,11 @@ def actions(
     weight_decay: Annotated[
         float, Opt("--weight-decay", min=0.0, metavar="W", help="Adam weight decay.")
     ] = 1e-4,
-    batch: Annotated[
-        int, Opt("--batch", min=1, metavar="N", help="Training samples per step.")
+    head_batch: Annotated[
+        int, Opt("--head-batch", min=1, metavar="N", help="Training samples per step.")
     ] = 256,
     val_fraction: Annotated[
-        float, Opt("--val-fraction", metavar="F", help="Without --val: videos held out.")
+        float, Opt("--val-fraction", metavar="F", help="Without --val: share of videos held out.")
     ] = 0.2,
     seed: Annotated[int, Opt("--seed", metavar="N", help="Seed of the split and the fit.")] = 0,
     seconds: Annotated[
@@ -126,7 +126,8 @@ def actions(
     )
     head = validated(
         HeadOptions, hidden=hidden, epochs=epochs, patience=patience, lr=lr,
-        weight_decay=weight_decay, batch_size=batch, balanced=balanced, seed=seed, device=device,
+        weight_decay=weight_decay, batch_size=head_batch, balanced=balanced, seed=seed,
+        device=device,
     )  # fmt: skip
     config = validated(
         TrainActionsConfig, labels=labels, val_labels=val, videos_dir=videos, out=out,

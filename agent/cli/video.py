@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -121,7 +121,7 @@ def build_timeline(
         probe_video(video, verify=True)
     if not shots:
         return cut(video, seconds=seconds or 2.0)
-    params: dict[str, float | None] = {"max_seconds": max_shot_seconds or None}
+    params: dict[str, Any] = {"max_seconds": max_shot_seconds or None}
     if threshold is not None:
         params["threshold"] = threshold
     with steps_progress("detecting shots") as on_frames:

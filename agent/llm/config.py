@@ -41,6 +41,11 @@ class LLMConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0, description="Default for the chat agent")
     hf_model: str | None = Field(default=None, description="Path or hub id for the hf backend")
     hf_device: str = "cpu"
+    adapter: Path | None = Field(
+        default=None,
+        description="A LoRA adapter folder (vidagent train llm) applied by the in-process "
+        "backends; a server serves its adapters itself (--lora-modules)",
+    )
     vllm_engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments of vllm.LLM(...)"
     )
@@ -72,6 +77,11 @@ def build_backend(config: LLMConfig) -> LLMClient:
     if name == "openai":
         if not config.urls:
             raise ConfigError("the openai backend needs at least one URL (--url)")
+        if config.adapter is not None:
+            raise ConfigError(
+                f"adapter {config.adapter}: a server applies its own adapters; start it with "
+                "--enable-lora --lora-modules NAME=DIR and pass --llm-model NAME"
+            )
         from vidagent.llm.openai_backend import OpenAIBackend
 
         backend = OpenAIBackend(
@@ -87,7 +97,9 @@ def build_backend(config: LLMConfig) -> LLMClient:
             raise ConfigError("the vllm backend needs a model (path or hub id) in 'model'")
         from vidagent.llm.vllm_backend import VLLMBackend
 
-        backend = VLLMBackend(config.model, engine_args=config.vllm_engine_args)
+        backend = VLLMBackend(
+            config.model, engine_args=config.vllm_engine_args, adapter=config.adapter
+        )
     else:
         model = config.hf_model or config.model
         if not model:
@@ -97,7 +109,7 @@ def build_backend(config: LLMConfig) -> LLMClient:
             )
         from vidagent.llm.hf_backend import HFBackend
 
-        backend = HFBackend(model, device=config.hf_device)
+        backend = HFBackend(model, device=config.hf_device, adapter=config.adapter)
     cache = None
     if config.cache:
         cache = ResponseCache(config.cache_dir or load_settings().home / "llm")

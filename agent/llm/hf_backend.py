@@ -13,6 +13,11 @@ token trie, regexes through partial matching of every candidate token, JSON sche
 the (supported subset of the) schema to a regex (:mod:`vidagent.llm.json_regex`); unsupported schema
 keywords raise :class:`StructuredOutputUnsupportedError` instead of producing unchecked output. A
 constrained output can still be cut by ``max_tokens`` (``finish_reason == "length"``).
+
+With ``adapter`` (a PEFT LoRA folder, e.g. from ``vidagent train llm``) the base is wrapped in a
+``PeftModel`` after :func:`~vidagent.llm.adapter.check_adapter` has checked that the adapter was
+trained on it; the adapter's weights are merged into the base for generation (same outputs, no
+per-token LoRA overhead).
 """
 
 from __future__ import annotations
@@ -39,22 +44,39 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model: str | Path, *, device: str = "cpu", dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        adapter: str | Path | None = None,
+    ) -> None:
         self.model_path = str(model)
         self.device = device
         self.dtype = dtype
+        self.adapter = Path(adapter) if adapter is not None else None
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self._pieces: list[str | None] = []
 
     async def model_name(self) -> str:
-        return self.model_path
+        return self.name_served
+
+    @property
+    def name_served(self) -> str:
+        """The base's path, or with an adapter the adapter's folder name."""
+        return self.adapter.name if self.adapter is not None else self.model_path
 
     def setup(self) -> None:
         """Load the tokenizer and model (once)."""
         if self._model is not None:
             return
+        if self.adapter is not None:
+            from vidagent.llm.adapter import check_adapter
+
+            check_adapter(self.adapter, self.model_path)
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -68,6 +90,12 @@ class HFBackend:
         model: Any = load_pretrained(
             AutoModelForCausalLM.from_pretrained, self.model_path, dtype=getattr(torch, self.dtype)
         )
+        if self.adapter is not None:
+            try:
+                from peft import PeftModel
+            except ImportError as err:
+                raise MissingDependencyError("peft", "LoRA adapters", "perception") from err
+            model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
         model.to(self.device).eval()
         if tokenizer.eos_token_id is None:
             raise LLMRequestError(f"tokenizer of {self.model_path} has no end-of-sequence token")
@@ -129,7 +157,7 @@ class HFBackend:
             texts=[row.text for row in rows],
             finish_reasons=[row.finish_reason for row in rows],
             usage=Usage(prompt_tokens=prompt_len, completion_tokens=sum(r.tokens for r in rows)),
-            model=self.model_path,
+            model=self.name_served,
         )
 
     def _finish(self, ids: list[int], eos: int, stop: list[str] | None) -> _Candidate:

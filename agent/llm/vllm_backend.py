@@ -8,12 +8,18 @@ This gives the engine the whole batch to schedule, as ``vllm serve`` would.
 Requests become ``vllm.SamplingParams(..., structured_outputs=StructuredOutputsParams(...))``
 (vLLM 0.32's API; the removed ``guided_decoding`` parameter is never used). If a batch fails as a
 whole, its requests are re-run one by one so only the bad request gets the error.
+
+With ``adapter`` (a PEFT LoRA folder, e.g. from ``vidagent train llm``) the engine starts with
+``enable_lora`` and every request runs through that adapter (a ``LoRARequest``); the adapter is
+checked against the base model first (:func:`~vidagent.llm.adapter.check_adapter`). Requests may
+name the base or the adapter (``adapter_name``, the folder's name by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from vidagent.core.errors import MissingDependencyError
@@ -43,34 +49,55 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(
-        self, model: str, *, engine_args: dict[str, Any] | None = None, max_batch: int = 256
+        self,
+        model: str,
+        *,
+        engine_args: dict[str, Any] | None = None,
+        max_batch: int = 256,
+        adapter: str | Path | None = None,
+        adapter_name: str | None = None,
     ) -> None:
         self.model = model
         self.engine_args = dict(engine_args or {})
         self.max_batch = max_batch
+        self.adapter = Path(adapter) if adapter is not None else None
+        self.adapter_name = adapter_name or (self.adapter.name if self.adapter else None)
         self._llm: Any = None
         self._vllm: Any = None
+        self._lora: Any = None
         self._queue: list[tuple[LLMRequest, asyncio.Future[LLMResponse]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
     async def model_name(self) -> str:
-        return self.model
+        return self.adapter_name or self.model
 
     def setup(self) -> None:
         """Import vllm and start the engine (once; takes a while)."""
         if self._llm is not None:
             return
+        engine_args = dict(self.engine_args)
+        if self.adapter is not None:
+            from vidagent.llm.adapter import check_adapter, lora_rank, vllm_max_lora_rank
+
+            check_adapter(self.adapter, self.model)
+            engine_args.setdefault("enable_lora", True)
+            engine_args.setdefault("max_lora_rank", vllm_max_lora_rank(lora_rank(self.adapter)))
         try:
             import vllm
         except ImportError as err:
             raise MissingDependencyError("vllm", "the in-process vLLM backend", "gpu") from err
         self._vllm = vllm
-        self._llm = vllm.LLM(model=self.model, **self.engine_args)
+        if self.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            self._lora = LoRARequest(str(self.adapter_name), 1, str(self.adapter))
+        self._llm = vllm.LLM(model=self.model, **engine_args)
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
-        if request.model not in (None, self.model):
+        if request.model not in (None, self.model, self.adapter_name):
             raise LLMRequestError(
-                f"the in-process vLLM engine serves {self.model}, not {request.model}"
+                f"the in-process vLLM engine serves {self.adapter_name or self.model}, "
+                f"not {request.model}"
             )
         future: asyncio.Future[LLMResponse] = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
@@ -124,7 +151,7 @@ class VLLMBackend:
                 )
             params.append(vllm.SamplingParams(**kwargs))
         conversations = [[m.model_dump() for m in r.messages] for r in requests]
-        outputs = self._llm.chat(conversations, params, use_tqdm=False)
+        outputs = self._llm.chat(conversations, params, use_tqdm=False, lora_request=self._lora)
         return [self._response(out) for out in outputs]
 
     def _response(self, output: Any) -> LLMResponse:
@@ -136,7 +163,7 @@ class VLLMBackend:
                 prompt_tokens=len(output.prompt_token_ids or []),
                 completion_tokens=sum(len(c.token_ids) for c in candidates),
             ),
-            model=self.model,
+            model=self.adapter_name or self.model,
         )
 
     async def close(self) -> None:

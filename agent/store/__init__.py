@@ -2,9 +2,10 @@
 
 :mod:`.perception` the store itself, :mod:`.keys` content hashes and cache keys, :mod:`.db` the
 SQLite schema and connections, :mod:`.records` what it stores and reports, :mod:`.maintenance`
-stats and garbage collection.
+stats and garbage collection, :mod:`.claims` work claims between processes.
 """
 
+from vidagent.store.claims import CLAIM_TTL_S, ClaimHolder, Claims
 from vidagent.store.keys import STORE_FORMAT, file_digest, make_key
 from vidagent.store.perception import PerceptionStore
 from vidagent.store.records import (
@@ -17,8 +18,11 @@ from vidagent.store.records import (
 )
 
 __all__ = [
+    "CLAIM_TTL_S",
     "STORE_FORMAT",
     "ArrayInfo",
+    "ClaimHolder",
+    "Claims",
     "Computed",
     "GcReport",
     "PerceptionStore",

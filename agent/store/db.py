@@ -19,7 +19,9 @@ from pathlib import Path
 from vidagent.core.errors import StoreError
 
 SCHEMA_VERSION = 1
-"""Version of the SQLite schema; a DB written by a newer vidagent is refused."""
+"""Version of the SQLite schema; a DB written by a newer vidagent is refused. (The ``claims``
+table, :mod:`vidagent.store.claims`, was added without a bump: it is created on open, and older
+versions ignore it.)"""
 DB_NAME = "store.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 
@@ -46,6 +48,14 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     inode INTEGER NOT NULL,
     digest TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_owner ON claims (owner);
 """
 
 

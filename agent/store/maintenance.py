@@ -69,7 +69,8 @@ def store_stats(store: Maintained) -> StoreStats:
 
 def collect_garbage(store: Maintained, grace_s: float = 600.0) -> GcReport:
     """Remove what no record needs: rows whose arrays are gone, array and temp files no row
-    references (interrupted puts, replaced records), memoized hashes of vanished files.
+    references (interrupted puts, replaced records), memoized hashes of vanished files, expired
+    work claims.
 
     Files younger than ``grace_s`` seconds are kept: they may belong to a ``put`` in another
     process that has written its arrays but not yet inserted its row.
@@ -110,6 +111,7 @@ def collect_garbage(store: Maintained, grace_s: float = 600.0) -> GcReport:
         memo = [r[0] for r in conn.execute("SELECT realpath FROM file_hashes")]
         gone = [(p,) for p in memo if not os.path.exists(p)]
         conn.executemany("DELETE FROM file_hashes WHERE realpath = ?", gone)
+        conn.execute("DELETE FROM claims WHERE expires_at < ?", (time.time(),))  # lapsed claims
     return GcReport(
         files_removed=removed,
         bytes_freed=freed,

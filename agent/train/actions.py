@@ -134,8 +134,6 @@ def action_data(
 
 
 def _split(name: str, source: str, spans: Sequence[ActionSpan], data: ActionData) -> SplitSummary:
-    if not spans:
-        raise EmptySplitError(f"{name} split ({source}): no labels")
     if len(data) == 0:
         raise EmptySplitError(
             f"{name} split ({source}): none of its {len(spans)} labels covers a segment"
@@ -147,18 +145,16 @@ def _split(name: str, source: str, spans: Sequence[ActionSpan], data: ActionData
 
 def _write_head(
     path: Path, fit: FitResult, taxonomy: Taxonomy, model: str
-) -> tuple[Path, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
-    """The head written to a temp file beside ``path``, and its logits as perception computes
-    them (read back from that file)."""
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Write the head to ``path``; its logits as perception computes them (read back from it)."""
     w = fit.weights
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.safetensors")
     save_action_head(
-        tmp, verb_weight=w.verb_w, verb_bias=w.verb_b, noun_weight=w.noun_w,
+        path, verb_weight=w.verb_w, verb_bias=w.verb_b, noun_weight=w.noun_w,
         noun_bias=w.noun_b, taxonomy=taxonomy, embedding_model=model,
         hidden_weight=w.hidden_w, hidden_bias=w.hidden_b,
     )  # fmt: skip
-    _, head = load_action_head(tmp)
-    return tmp, head.logits
+    _, head = load_action_head(path)
+    return head.logits
 
 
 def train_actions(
@@ -200,10 +196,11 @@ def train_actions(
     fit = fit_head(train, val, n_verbs, n_nouns, config.head, on_epoch)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = embedder.params.model
-    tmp_head, logits = _write_head(out, fit, taxonomy, model)
     metrics = metrics_path(out)
+    tmp_head = out.with_name(f".{out.stem}.tmp{os.getpid()}.safetensors")
     tmp_metrics = metrics.with_name(f".{metrics.name}.tmp{os.getpid()}")
     try:
+        logits = _write_head(tmp_head, fit, taxonomy, model)
         report = TrainReport(
             head=str(out), embedding_model=model,
             frames_per_segment=embedder.params.frames_per_segment, seconds=config.seconds,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -81,8 +81,8 @@ SSE_DOC = {
 }
 
 
-def _key_checker(api_key: str | None) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
+def _key_checker(api_key: str | None) -> Callable[[Request], Awaitable[None]]:
+    async def check(request: Request) -> None:  # async: no worker thread for every request
         if api_key is None:
             return
         auth = request.headers.get("authorization", "")

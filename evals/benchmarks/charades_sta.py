@@ -51,16 +51,24 @@ def _txt(path: Path) -> list[Sample]:
 
 
 def _csv(path: Path) -> list[Sample]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, strict=True)
+            rows = [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EvalError(path, f"not a readable CSV ({exc}; cut short?)") from exc
     by_hit: dict[str, Sample] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
+        if None in row or None in row.values():
+            raise EvalError(path, f"line {line}: the row does not have the header's fields")
         try:
             key = row["HITId"].strip()
             window = [float(row["start"]), float(row["end"])]
             video = Path(row["video_id"].strip()).stem
             query = row["description"].strip()
-        except (KeyError, AttributeError, ValueError) as exc:
+            if not (key and video and query):
+                raise ValueError("a blank field")
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise EvalError(
                 path, f"line {line}: needs HITId, video_id, description, start, end"
             ) from exc

@@ -137,8 +137,10 @@ def _windows(
     if n_observed < 1 or n_future < 1 or stride < 1:
         raise EvalError(path, "n_observed, n_future and stride must be at least 1")
     by_clip: dict[str, list[LTAAction]] = {}
+    first: dict[tuple[str, int], int] = {}
     for pos, item in enumerate(clips):
         action = _lta_action(path, pos, item)
+        _once(path, first, (action.clip_uid, action.action_idx), pos)
         by_clip.setdefault(action.clip_uid, []).append(action)
     windows = []
     for actions in by_clip.values():
@@ -146,6 +148,16 @@ def _windows(
         for end in range(n_observed, len(actions) - n_future + 1, stride):
             windows.append(Window(actions[end - n_observed : end], actions[end : end + n_future]))
     return windows
+
+
+def _once(path: Path, first: dict[tuple[str, int], int], key: tuple[str, int], pos: int) -> None:
+    """A clip's action index must be unique: a repeated one would key two windows alike."""
+    if key in first:
+        raise EvalError(
+            path,
+            f"clips[{pos}]: action {key[1]} of clip {key[0]} again (first: clips[{first[key]}])",
+        )
+    first[key] = pos
 
 
 def lta_examples(
@@ -187,9 +199,15 @@ def lta_examples(
 
 def _unannotated(path: Path, clips: list[Any], n_observed: int, z: int) -> list[Sample]:
     by_clip: dict[str, list[dict[str, Any]]] = {}
+    first: dict[tuple[str, int], int] = {}
     for pos, item in enumerate(clips):
         if not isinstance(item, dict) or "clip_uid" not in item or "action_idx" not in item:
             raise EvalError(path, f"clips[{pos}] lacks clip_uid/action_idx")
+        try:
+            index = int(item["action_idx"])
+        except (TypeError, ValueError) as exc:
+            raise EvalError(path, f"clips[{pos}] has an invalid action_idx ({exc})") from exc
+        _once(path, first, (str(item["clip_uid"]), index), pos)
         by_clip.setdefault(str(item["clip_uid"]), []).append(item)
     samples = []
     for clip_uid, actions in by_clip.items():
@@ -225,6 +243,14 @@ def lta_prediction(
     rows = [usable[i % len(usable)] for i in range(k)]
     rows = [row + [row[-1]] * (z - len(row)) for row in rows]
     return {"verb": [[v for v, _ in r] for r in rows], "noun": [[n for _, n in r] for r in rows]}
+
+
+def _label_rows(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(row, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in row)
+        for row in value
+    )
 
 
 class Ego4DLTA(Benchmark[Outputs]):
@@ -265,6 +291,10 @@ class Ego4DLTA(Benchmark[Outputs]):
         for key, value in data.items():
             if not isinstance(value, dict) or not {"verb", "noun"} <= set(value):
                 raise EvalError(path, f"{key!r}: expected verb and noun candidate lists")
+            if not all(_label_rows(value[name]) for name in ("verb", "noun")):
+                raise EvalError(
+                    path, f"{key!r}: verb and noun must be K lists of Z taxonomy indices (ints)"
+                )
             if len(value["verb"]) != len(value["noun"]):
                 raise EvalError(
                     path, f"{key!r}: verb and noun have different numbers of candidates"

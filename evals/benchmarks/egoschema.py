@@ -32,7 +32,7 @@ from vidagent.evals.benchmark import (
     succeeded,
 )
 from vidagent.evals.common import EvalError, Sample, SampleResult, load_json, ratio
-from vidagent.evals.multiple_choice import solve_choice
+from vidagent.evals.multiple_choice import option_index, solve_choice
 
 if TYPE_CHECKING:
     from vidagent.core.records import Timeline
@@ -44,6 +44,9 @@ def read_answers(path: Path) -> dict[str, int]:
     data = load_json(path)
     if not isinstance(data, dict):
         raise EvalError(path, "expected {q_uid: answer}")
+    for key, value in data.items():
+        if option_index(value) is None:
+            raise EvalError(path, f"{key!r}: answer {value!r} is not an option index 0-4")
     return {str(k): int(v) for k, v in data.items()}
 
 
@@ -71,6 +74,7 @@ class EgoSchema(Benchmark[Choices]):
         answers_path = Path(answers) if answers else path.with_name("subset_answers.json")
         truth = read_answers(answers_path) if answers or answers_path.exists() else {}
         samples = []
+        first: dict[str, int] = {}
         for pos, item in enumerate(data):
             try:
                 uid = str(item["q_uid"])
@@ -78,6 +82,14 @@ class EgoSchema(Benchmark[Choices]):
                 question = str(item["question"])
             except (KeyError, TypeError) as exc:
                 raise EvalError(path, f"question {pos} lacks {exc}") from exc
+            blank = [f"option {i}" for i, option in enumerate(options) if not option.strip()]
+            if blank:
+                raise EvalError(path, f"question {pos} ({uid}): {', '.join(blank)} is blank")
+            if uid in first:
+                raise EvalError(
+                    path, f"question {pos}: q_uid {uid!r} again (first: question {first[uid]})"
+                )
+            first[uid] = pos
             samples.append(
                 Sample(
                     key=uid,
@@ -95,15 +107,28 @@ class EgoSchema(Benchmark[Choices]):
         """A submission CSV with header ``q_uid,answer``."""
         path = Path(path)
         try:
-            rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+            reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")), strict=True)
+            rows = [(reader.line_num, row) for row in reader]
         except FileNotFoundError as exc:
             raise EvalError(path, "no such file") from exc
-        out = {}
-        for line, row in enumerate(rows, start=2):
-            try:
-                out[str(row["q_uid"]).strip()] = int(row["answer"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise EvalError(path, f"line {line}: expected q_uid,answer ({exc})") from exc
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise EvalError(path, f"not a readable CSV ({exc})") from exc
+        if not {"q_uid", "answer"} <= set(reader.fieldnames or []):
+            raise EvalError(path, f"expected the header q_uid,answer (found {reader.fieldnames})")
+        out: dict[str, int] = {}
+        first: dict[str, int] = {}
+        for line, row in rows:
+            uid, text = str(row["q_uid"] or "").strip(), str(row["answer"] or "").strip()
+            answer = option_index(int(text)) if text.lstrip("-").isdigit() else None
+            if not uid or answer is None:
+                raise EvalError(
+                    path, f"line {line}: expected q_uid,answer with answer 0-4 (got {text!r})"
+                )
+            if uid in first:
+                raise EvalError(path, f"line {line}: q_uid {uid!r} again (first on line "
+                                      f"{first[uid]})")  # fmt: skip
+            first[uid] = line
+            out[uid] = answer
         return out
 
     def solve(self, sample: Sample, timeline: Timeline, context: SolveContext) -> Solution:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidagent.evals.benchmark import DEFAULT_PARAMS, MetricTable, Params
-from vidagent.evals.common import EvalError, Sample, load_jsonl
+from vidagent.evals.common import EvalError, Sample, numbered_jsonl
 from vidagent.evals.grounding import MomentBenchmark, MomentRows, score_moments
 from vidagent.evals.moments import LENGTH_RANGES, eval_moment_retrieval
 
@@ -35,7 +35,13 @@ class QVHighlights(MomentBenchmark):
 
     def load_samples(self, path: Path | str, params: Params = DEFAULT_PARAMS) -> list[Sample]:
         samples = []
-        for pos, d in enumerate(load_jsonl(path)):
+        first: dict[str, int] = {}
+        for line, d in numbered_jsonl(path):
+            qid = str(d.get("qid")) if isinstance(d, dict) else ""
+            if qid in first:
+                raise EvalError(path, f"line {line}: qid {qid} again (first on line "
+                                      f"{first[qid]})")  # fmt: skip
+            first[qid] = line
             try:
                 samples.append(
                     Sample(
@@ -48,7 +54,7 @@ class QVHighlights(MomentBenchmark):
                     )
                 )
             except (KeyError, TypeError, ValueError) as exc:
-                raise EvalError(path, f"line {pos + 1}: not a QVHighlights query ({exc})") from exc
+                raise EvalError(path, f"line {line}: not a QVHighlights query ({exc})") from exc
         return samples
 
     def score(
