@@ -260,8 +260,10 @@ def test_the_harness_never_names_a_benchmark() -> None:
     """Only the benchmark modules know benchmark names: the registry, runner, report, CLI and
     shared helpers read what a benchmark object declares."""
     harness = [EVALS / f for f in ("registry.py", "runner.py", "report.py", "benchmark.py",
-                                   "common.py", "sources.py")]  # fmt: skip
-    harness += [AGENT / "cli" / "eval.py", AGENT / "cli" / "index.py"]
+                                   "common.py", "sources.py", "results.py",
+                                   "run_folder.py")]  # fmt: skip
+    harness += [AGENT / "cli" / f for f in ("eval.py", "eval_run.py", "eval_sources.py",
+                                            "run_display.py", "index.py")]  # fmt: skip
     names = benchmark_names()
     assert len(names) >= 6
     for path in harness:

@@ -1,6 +1,8 @@
 """``perceive --engine ray`` (tools/perceive_ray.py) on a local Ray instance with tiny models: the
-same timelines as the local engine, cached videos never reach Ray, a failed video is retried once,
-a killed actor loses no video, and the CLI wiring and its error lines."""
+local engine's timelines (up to float rounding within the batch-composition bound of
+tests/perception_support.py: Ray sends one video per task, the local reference batches all three),
+cached videos never reach Ray, a failed video is retried once, a killed actor loses no video, and
+the CLI wiring and its error lines."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from perception_support import assert_timelines_close
 from typer.testing import CliRunner
 
 from vidagent.api import PerceptionConfig, build_tools
@@ -152,7 +155,7 @@ def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     assert [r.status for r in summary.results] == ["ok"] * 3
     assert [r.path for r in summary.results] == [str(v) for v in videos]
     assert all(r.computed == ["captioner", "embedder", "actions"] for r in summary.results)
-    assert read_timelines(tmp_path / "out") == local_timelines
+    assert_timelines_close(read_timelines(tmp_path / "out"), local_timelines)
     assert events.count("video") == 3 and events.count("planned") == 3
 
     # a second run finds everything in the store: finished on the driver, Ray is not even asked
@@ -163,7 +166,7 @@ def test_ray_run_gives_the_local_timelines_and_skips_cached_videos(
     again = perceive_ray(videos, make_tools=make_tools, store=store, out_dir=tmp_path / "again",
                          plan=plan)  # fmt: skip
     assert [r.status for r in again.results] == ["cached"] * 3
-    assert read_timelines(tmp_path / "again") == local_timelines
+    assert_timelines_close(read_timelines(tmp_path / "again"), local_timelines)
 
 
 @pytest.mark.slow
@@ -178,7 +181,7 @@ def test_a_killed_actor_loses_no_video(
     marker = tmp_path / "marker"
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # an actor died
     assert [r.status for r in summary.results] == ["ok"] * 3
-    assert read_timelines(tmp_path / "out") == local_timelines
+    assert_timelines_close(read_timelines(tmp_path / "out"), local_timelines)
 
 
 def test_a_failed_video_is_retried_once_then_reported(
@@ -194,7 +197,9 @@ def test_a_failed_video_is_retried_once_then_reported(
     assert [r.status for r in summary.results] == ["ok", "ok", "failed"]
     assert summary.results[2].error == "RuntimeError: always bad"
     written = read_timelines(tmp_path / "out")
-    assert written == {k: v for k, v in local_timelines.items() if k != "multi.json"}
+    assert_timelines_close(
+        written, {k: v for k, v in local_timelines.items() if k != "multi.json"}
+    )
 
 
 def test_cli_engine_ray_and_its_error_lines(
@@ -219,7 +224,9 @@ def test_cli_engine_ray_and_its_error_lines(
     assert result.exit_code == 0, result.output
     assert "1 computed, 0 cached, 0 failed" in result.output
     written = read_timelines(tmp_path)
-    assert list(written) == ["cut.json"] and written["cut.json"] in local_timelines.values()
+    assert list(written) == ["cut.json"]
+    (local,) = [t for t in local_timelines.values() if t["video"]["path"] == str(h264_video.path)]
+    assert_timelines_close(written["cut.json"], local)
 
     no_ray = CliRunner().invoke(app, [*args, "--address", "auto"])
     assert isinstance(no_ray.exception, ConfigError)

@@ -48,6 +48,9 @@ def _video_source(
 
     if not directory.is_dir():
         raise EvalError(directory, "not a directory of videos")
+    captioner, embedder, seconds = config.captioner, config.embedder, config.seconds
+    if captioner is None or embedder is None or seconds is None:
+        raise EvalError(directory, "a --videos run needs a captioner, an embedder and --seconds")
     store = PerceptionStore(load_settings().store_dir)
     lock = threading.Lock()  # perception models are loaded once and used by one thread at a time
 
@@ -57,8 +60,8 @@ def _video_source(
             raise EvalError(directory, f"no video file for {video_id!r}")
         with lock:
             timeline, _ = perceive_video(
-                matches[0], captioner=config.captioner, captioner_url=None,
-                embedder=config.embedder, taxonomy=taxonomy, seconds=config.seconds,
+                matches[0], captioner=captioner, captioner_url=None, embedder=embedder,
+                taxonomy=taxonomy, seconds=seconds,
                 device=device, store=store,
             )  # fmt: skip
         return timeline

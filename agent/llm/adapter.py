@@ -45,7 +45,9 @@ class LoRASettings(BaseModel):
     rank: int = Field(default=16, ge=1)
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
 
 
 class AdapterManifest(BaseModel):
@@ -86,7 +88,8 @@ def read_manifest(adapter: str | Path) -> AdapterManifest | None:
     try:
         return AdapterManifest.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as err:
-        raise AdapterError(f"{path}: not a valid adapter manifest ({str(err).splitlines()[0]})")
+        msg = str(err).splitlines()[0]
+        raise AdapterError(f"{path}: not a valid adapter manifest ({msg})") from err
 
 
 def lora_rank(adapter: str | Path) -> int:
@@ -132,4 +135,6 @@ def vllm_max_lora_rank(rank: int) -> int:
     for allowed in VLLM_LORA_RANKS:
         if allowed >= rank:
             return allowed
-    raise AdapterError(f"LoRA rank {rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}")
+    raise AdapterError(
+        f"LoRA rank {rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}"
+    )

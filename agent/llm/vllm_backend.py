@@ -11,8 +11,9 @@ whole, its requests are re-run one by one so only the bad request gets the error
 
 With ``adapter`` (a PEFT LoRA folder, e.g. from ``vidagent train llm``) the engine starts with
 ``enable_lora`` and every request runs through that adapter (a ``LoRARequest``); the adapter is
-checked against the base model first (:func:`~vidagent.llm.adapter.check_adapter`). Requests may
-name the base or the adapter (``adapter_name``, the folder's name by default).
+checked against the base model first (:func:`~vidagent.llm.adapter.check_adapter`). A request
+for the adapter (``adapter_name``, the folder's name by default) or for no model in particular
+runs through it; a request that names the base model runs without it.
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ class VLLMBackend:
                 )
             params.append(vllm.SamplingParams(**kwargs))
         conversations = [[m.model_dump() for m in r.messages] for r in requests]
-        outputs = self._llm.chat(conversations, params, use_tqdm=False, lora_request=self._lora)
+        lora = None
+        if self._lora is not None:  # the adapter, unless a request names the base itself
+            lora = [None if r.model == self.model else self._lora for r in requests]
+        outputs = self._llm.chat(conversations, params, use_tqdm=False, lora_request=lora)
         return [self._response(out) for out in outputs]
 
     def _response(self, output: Any) -> LLMResponse:

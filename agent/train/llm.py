@@ -92,7 +92,9 @@ class LLMTrainReport(BaseModel):
 ProgressCallback = Callable[[TrainProgress], None]
 
 
-def encode_example(tokenizer: Any, example: SFTExample, max_length: int) -> dict[str, list[int]] | None:
+def encode_example(
+    tokenizer: Any, example: SFTExample, max_length: int
+) -> dict[str, list[int]] | None:
     """``input_ids`` and ``labels`` (``-100`` on the prompt) of one example, tokenized as the
     backends prompt the model; None when it is longer than ``max_length``."""
     prompt = tokenizer.apply_chat_template(
@@ -129,7 +131,9 @@ def linear_module_names(model: Any) -> list[str]:
     """The distinct last names of the model's linear layers (what LoRA can target)."""
     import torch
 
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    names = {
+        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
     return sorted(names)
 
 
@@ -169,7 +173,7 @@ def _use_bf16(config: TrainLLMConfig, torch: Any) -> bool:
 def _progress_callback(on_progress: ProgressCallback | None) -> Any:
     from transformers import TrainerCallback
 
-    class _Progress(TrainerCallback):  # type: ignore[misc]
+    class _Progress(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if on_progress is None or not state.is_world_process_zero or not logs:
                 return
@@ -212,11 +216,15 @@ def train_llm(
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.base_model)
     if tokenizer.eos_token_id is None:
         raise TrainError(f"the tokenizer of {config.base_model} has no end-of-sequence token")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
     train_rows, long_train = _encode_all(tokenizer, train, config.max_length, "train")
     val_rows, long_val = _encode_all(tokenizer, val, config.max_length, "val")
     dtype = torch.bfloat16 if bf16 and not config.full else torch.float32
-    model: Any = load_pretrained(AutoModelForCausalLM.from_pretrained, config.base_model, dtype=dtype)
+    model: Any = load_pretrained(
+        AutoModelForCausalLM.from_pretrained, config.base_model, dtype=dtype
+    )
     lora = None if config.full else config.lora
     if lora is not None:
         from peft import LoraConfig, get_peft_model
@@ -259,6 +267,9 @@ def train_llm(
         data_collator=lambda rows: pad_batch(rows, int(pad_id)),
         callbacks=[_progress_callback(on_progress)],
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes to on_progress, not stdout
     before = trainer.evaluate()["eval_loss"]
     resume = config.resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -283,11 +294,16 @@ def train_llm(
     if trainer.is_world_process_zero():
         _write_output(config, model, tokenizer, manifest)
     return LLMTrainReport(
-        out=config.out, manifest=manifest, steps=result.global_step, skipped_long=long_train + long_val
+        out=config.out,
+        manifest=manifest,
+        steps=result.global_step,
+        skipped_long=long_train + long_val,
     )
 
 
-def _write_output(config: TrainLLMConfig, model: Any, tokenizer: Any, manifest: AdapterManifest) -> None:
+def _write_output(
+    config: TrainLLMConfig, model: Any, tokenizer: Any, manifest: AdapterManifest
+) -> None:
     """Save into ``.<out>.tmp-<pid>``, write the manifest last, then rename it to ``out``."""
     out = config.out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +313,9 @@ def _write_output(config: TrainLLMConfig, model: Any, tokenizer: Any, manifest: 
         model.save_pretrained(tmp)
         if config.full:
             tokenizer.save_pretrained(tmp)
-        (tmp / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        (tmp / MANIFEST_FILE).write_text(
+            manifest.model_dump_json(indent=1) + "\n", encoding="utf-8"
+        )
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)

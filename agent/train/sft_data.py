@@ -117,7 +117,9 @@ def span_target(sample: Sample, timeline: Timeline, structured: StructuredOutput
     start, end = sample.windows[0][0], sample.windows[0][1]
     schema: dict[str, Any] = structured.json_schema or {}
     shown = set(schema.get("properties", {}).get("start", {}).get("enum", []))
-    hits = [s.token for s in timeline.segments if s.token in shown and s.start < end and s.end > start]
+    hits = [
+        s.token for s in timeline.segments if s.token in shown and s.start < end and s.end > start
+    ]
     if not hits:
         raise _NoTarget(f"{sample.key}: no shown segment overlaps [{start:g}, {end:g}]")
     return json.dumps({"start": hits[0], "end": hits[-1]}, separators=COMPACT)
@@ -227,4 +229,25 @@ __all__ = [
     "prompt_hash",
     "require_examples",
     "span_target",
+    "split_by_video",
 ]
+
+
+def split_by_video(
+    samples: Sequence[Sample], fraction: float, seed: int = 0
+) -> tuple[list[Sample], list[Sample]]:
+    """``(train, val)``: the samples of a ``fraction`` of the videos held out (by a seeded hash of
+    the video id, so a video's samples stay on one side and the split is stable)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val fraction must be in (0, 1), got {fraction}")
+    videos = sorted({s.video_id for s in samples})
+
+    def rank(video: str) -> str:
+        return hashlib.sha256(f"{seed}:{video}".encode()).hexdigest()
+
+    held = set(sorted(videos, key=rank)[: max(1, round(fraction * len(videos)))])
+    if len(held) == len(videos):
+        held = set()
+    return [s for s in samples if s.video_id not in held], [
+        s for s in samples if s.video_id in held
+    ]
