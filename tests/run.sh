@@ -28,8 +28,10 @@ if [ ! -x .venv-vllm/bin/python ]; then
   # Its torchvision/torchaudio/torchcodec are CUDA builds that break transformers on CPU.
   .venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton || true
 fi
-# The in-process vLLM engine test imports vidagent with this interpreter.
+# The in-process vLLM engine tests import vidagent with this interpreter (editable, no deps: the
+# few it needs beside vLLM's own are listed here).
 .venv-vllm/bin/pip install -q platformdirs pydantic-settings
+.venv-vllm/bin/pip install -q --no-deps -e .
 export VIDAGENT_VLLM_PYTHON="$PWD/.venv-vllm/bin/python"
 
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -159,3 +159,19 @@ def test_task_commands_report_a_bad_video_before_loading_models(
     res = run_cli(command, str(tmp_path / "missing.mp4"), "what happens?")
     assert res.returncode == 2
     assert "missing.mp4: no such file" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["segments"], "Missing argument 'VIDEO'"),
+        (["ask", "v.mp4", "q", "--samples", "0"], "'--samples'"),
+        (["eval", "run", "nextqa", "--z", "abc"], "'--z'"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_flag(args: list[str], says: str) -> None:
+    res = run_cli(*args)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
+    assert says in res.stderr and "--help" in res.stderr

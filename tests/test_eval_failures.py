@@ -217,3 +217,14 @@ def test_no_llm_names_the_flags(tmp_path: Path) -> None:
     message = str(result.exception)
     assert "--llm-url" in message and "--llm-model" in message and "hf_model" not in message
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_model_fails_before_any_sample(
+    scripted_server: Scripted, tmp_path: Path
+) -> None:
+    args, out, _ = run_args(tmp_path, scripted_server.url, "--llm-model", "nope")
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, VidagentError), result.output  # before: exit 0, all failed
+    assert "does not serve model 'nope'" in str(result.exception)
+    assert scripted_server.url in str(result.exception)
+    assert scripted_server.chats == 0 and not (out / RESULTS).exists()

@@ -215,32 +215,6 @@ if __name__ == "__main__":  # vLLM's engine core re-imports this file in a spawn
 """
 
 
-SITECUSTOMIZE = """
-import importlib.util, sys
-ROOT = {root!r}
-MAP = {{"vidagent": ROOT + "/agent", "vidagent.tools": ROOT + "/tools",
-        "vidagent.evals": ROOT + "/evals", "vidagent.prompts": ROOT + "/prompts"}}
-
-class _Finder:  # the checkout's package-dir mapping, as the editable install has it
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name in MAP:
-            return importlib.util.spec_from_file_location(
-                name, MAP[name] + "/__init__.py", submodule_search_locations=[MAP[name]])
-        return None
-
-sys.meta_path.insert(0, _Finder)
-"""
-
-
-def vidagent_path(folder: Path) -> Path:
-    """A PYTHONPATH entry that lets another venv's Python import this checkout as ``vidagent``
-    (a sitecustomize with the package-dir mapping of pyproject.toml)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE.format(root=str(REPO)))
-    return folder
-
-
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_in_process_vllm_applies_the_adapter_with_a_lora_request(
@@ -255,7 +229,6 @@ def test_in_process_vllm_applies_the_adapter_with_a_lora_request(
     script.write_text(SCRIPT)
     env = {
         **os.environ,
-        "PYTHONPATH": str(vidagent_path(tmp_path / "path")),
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
     }

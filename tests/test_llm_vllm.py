@@ -119,7 +119,6 @@ def test_in_process_engine_answers_a_concurrent_batch(
     script.write_text(SCRIPT)
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
         "HF_HUB_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
     }

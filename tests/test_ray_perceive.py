@@ -197,9 +197,7 @@ def test_a_failed_video_is_retried_once_then_reported(
     assert [r.status for r in summary.results] == ["ok", "ok", "failed"]
     assert summary.results[2].error == "RuntimeError: always bad"
     written = read_timelines(tmp_path / "out")
-    assert_timelines_close(
-        written, {k: v for k, v in local_timelines.items() if k != "multi.json"}
-    )
+    assert_timelines_close(written, {k: v for k, v in local_timelines.items() if k != "multi.json"})
 
 
 def test_cli_engine_ray_and_its_error_lines(

@@ -1,5 +1,7 @@
-"""The perception pipeline on a Ray cluster: the same timelines as :mod:`vidagent.tools.perceive`,
-computed by a pool of model-holding actors through Ray Data.
+"""The perception pipeline on a Ray cluster: the timelines of :mod:`vidagent.tools.perceive`,
+computed by a pool of model-holding actors through Ray Data. (Equal up to float rounding: a video's
+segments share model batches with other videos than in a local run, which can change the last
+bits of its scores; see the README, "Perception with --engine ray".)
 
 The driver plans every video exactly as the local engine does (content hash, segments, store keys:
 :class:`vidagent.tools.perceive.Engine`), finishes at once the ones whose results are all in the
@@ -9,7 +11,9 @@ actor builds the tools and loads their models once (``__init__``), then runs
 :func:`vidagent.tools.perceive.perceive_many` over each batch (so batching across videos, the
 embedder / action sharing and the failure handling are the local engine's own code) and sends back
 each video's :class:`~vidagent.tools.perceive_records.VideoResult` and timeline JSON. The driver
-writes the timelines under ``out_dir`` with the local engine's file names.
+writes the timelines under ``out_dir`` with the local engine's file names. The driver only plans
+(it claims nothing); the actors claim what they compute, like local runs, so a Ray run and a local
+run (or two Ray runs) over the same videos compute each result once.
 
 Where results live: the actors write tool results into the perception store at the driver's store
 path (SQLite in WAL mode + ``.npy`` files, safe for many processes on one machine), so an actor
@@ -22,8 +26,9 @@ every embedding array through the object store and lose cross-run cache hits on 
 Failures: a video on which perception raises is recorded and retried once in a second pass; if it
 fails again it is reported failed (the run goes on). An actor that dies (OOM, SIGKILL, node loss)
 is restarted by Ray and its batch re-run; a video whose row still never came back is redone in
-the second pass, so no video is lost. Errors that fail every video (a model that cannot load)
-stop the run with :class:`RayPerceiveError`.
+the second pass, so no video is lost (the dead actor's claims lapse at once for actors on its
+machine, after the claims' 60 s lifetime for others; its finished chunks are reused). Errors
+that fail every video (a model that cannot load) stop the run with :class:`RayPerceiveError`.
 """
 
 from __future__ import annotations

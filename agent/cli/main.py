@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 
@@ -70,6 +71,9 @@ def _register_subcommands() -> None:
         app.add_typer(index_app, name="index", help="Build, search and inspect example banks.")
     app.add_typer(eval_app, name="eval", help="Score prediction files and run benchmarks.")
     from vidagent.cli.train import app as train_app
+    from vidagent.cli.train_llm import llm as train_llm
+
+    train_app.command("llm")(train_llm)
 
     app.add_typer(train_app, name="train", help="Train action heads and LoRA adapters of the LLM.")
 
@@ -82,6 +86,15 @@ def build_command() -> Any:
     return readable_help(typer.main.get_command(app))
 
 
+def _click_errors() -> tuple[type[Exception], ...]:
+    """click's exception base, and that of the click copy typer bundles (it raises those)."""
+    bundled = getattr(getattr(typer, "_click", None), "ClickException", None)
+    return (click.ClickException, bundled) if bundled is not None else (click.ClickException,)
+
+
+CLICK_ERRORS = _click_errors()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one line and a non-zero exit for every user error."""
     if not os.environ.get("VIDAGENT_DEBUG"):
@@ -92,11 +105,19 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("TQDM_DISABLE", "1")
     command = build_command()
     try:
-        command(args=argv, prog_name="vidagent")
+        code = command(args=argv, prog_name="vidagent", standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except VidagentError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except CLICK_ERRORS as exc:  # a bad or missing option: one line, not click's box
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        message = f"{exc.format_message()}{hint}"  # type: ignore[attr-defined]
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, click.Abort, typer.Abort):
         err.print("interrupted")
         raise SystemExit(130) from None
     except Exception as exc:

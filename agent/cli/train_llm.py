@@ -77,11 +77,11 @@ def llm(
         Opt(
             "--val",
             metavar="FILE",
-            help="Val annotation file (default: hold out --val-fraction of the videos).",
+            help="Val labels (default: hold out --val-fraction).",
         ),
     ] = None,
     val_fraction: Annotated[
-        float, Opt("--val-fraction", metavar="F", help="Without --val: share of videos held out.")
+        float, Opt("--val-fraction", metavar="F", help="Without --val: videos held out.")
     ] = 0.1,
     taxonomy: Annotated[
         Path | None, Opt("--taxonomy", metavar="FILE", help="Verb/noun taxonomy JSON (ego4d_lta).")
@@ -117,17 +117,13 @@ def llm(
         str,
         Opt("--target-modules", metavar="NAMES", help="Comma-separated linear layers LoRA adapts."),
     ] = "q_proj,k_proj,v_proj,o_proj",
-    epochs: Annotated[
-        float, Opt("--epochs", min=0.01, metavar="N", help="Passes over the training examples.")
-    ] = 3.0,
+    epochs: Annotated[float, Opt("--epochs", min=0.01, metavar="N", help="Most epochs.")] = 3.0,
     max_steps: Annotated[
         int, Opt("--max-steps", metavar="N", help="> 0: stop after N optimizer steps.")
     ] = -1,
-    lr: Annotated[
-        float, Opt("--lr", min=0.0, metavar="RATE", help="Peak learning rate (linear decay).")
-    ] = 2e-4,
+    lr: Annotated[float, Opt("--lr", min=0.0, metavar="RATE", help="Learning rate.")] = 2e-4,
     batch_size: Annotated[
-        int, Opt("--batch-size", min=1, metavar="N", help="Examples per device per micro-batch.")
+        int, Opt("--micro-batch", min=1, metavar="N", help="Examples per device per micro-batch.")
     ] = 4,
     grad_accum: Annotated[
         int, Opt("--grad-accum", min=1, metavar="N", help="Micro-batches per optimizer step.")
@@ -148,13 +144,13 @@ def llm(
     overwrite: Annotated[
         bool, Opt("--overwrite", help="Replace an existing --out folder.")
     ] = False,
-    device: Annotated[str, Opt("--device", metavar="DEVICE", help="auto, cpu, cuda.")] = "auto",
+    device: Annotated[
+        str, Opt("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")
+    ] = "auto",
     precision: Annotated[
         str, Opt("--precision", metavar="P", help="auto (bf16 on a GPU that has it), bf16, fp32.")
     ] = "auto",
-    seed: Annotated[
-        int, Opt("--seed", metavar="N", help="Seed of the split and the training.")
-    ] = 0,
+    seed: Annotated[int, Opt("--seed", metavar="N", help="Seed of the split and the fit.")] = 0,
 ) -> None:
     """Fine-tune the reasoner (LoRA, or --full) on a benchmark's prompts; write the adapter.
 
