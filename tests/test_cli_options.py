@@ -30,9 +30,10 @@ ROOT = build_command()
 LEAVES = {
     " ".join(path): cmd for path, cmd in walk_commands(ROOT) if not getattr(cmd, "commands", None)
 }
-OTHERS = ("eval", "index")
-"""Command groups of vidagent/cli/eval.py and cli/index.py, which adopt vidagent.cli.options on
-their own schedule: they are held to the help and metavar rules, not (yet) to shared help text."""
+OTHERS = ("eval", "index", "train")
+"""Command groups (cli/eval.py, cli/index.py, cli/train*.py) whose flags name their own inputs
+(annotation files, the embedder a head reads, training segment lengths): they are held to the help
+and metavar rules, not (yet) to the shared help text of the task commands."""
 PER_COMMAND = {"--out", "-o"}
 """Where the command writes: the same meaning everywhere, the help says what it writes."""
 TYPE_TAG = re.compile(r"<(?:bool|str|text|int|integer|float|path|file|list\[[^>]*\]|\w+ range)>")

@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     command = build_command()
     try:
         code = command(args=argv, prog_name="vidagent", standalone_mode=False)
-        if isinstance(code, int) and code:
-            raise SystemExit(code)
+        raise SystemExit(code if isinstance(code, int) else 0)
     except VidagentError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

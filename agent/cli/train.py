@@ -88,7 +88,14 @@ def actions(
     ] = 0.2,
     seed: Annotated[int, Opt("--seed", metavar="N", help="Seed of the split and the fit.")] = 0,
     seconds: Annotated[
-        float, Opt("--seconds", "-s", min=0.1, metavar="SECONDS", help="Segment length.")
+        float,
+        Opt(
+            "--seconds",
+            "-s",
+            min=0.1,
+            metavar="SECONDS",
+            help="Fixed segment length in seconds (default 2).",
+        ),
     ] = 2.0,
     frames_per_segment: Annotated[
         int, Opt("--frames-per-segment", min=1, metavar="N", help="Frames per segment.")
