@@ -212,7 +212,7 @@ def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
         page.on("dialog", lambda d: (prompts.append(d.message), d.accept(KEY)))
         try:
             page.goto(server)
-            page.wait_for_function("localStorage.getItem('vidagent.apiKey') !== null")
+            page.wait_for_function("() => localStorage.getItem('vidagent.apiKey') !== null")
             assert prompts == ["This server needs an API key:"]
             notes = tmp_path / "notes.mp4"
             notes.write_text("not a video\n" * 50)
@@ -230,7 +230,7 @@ def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
                 f"{server}/api/videos/{video_id}/timeline", headers={"X-API-Key": KEY}
             ).json()  # the real perception reported its steps (4 segments x 3 tools)
             assert state["status"] == "done" and state["steps_done"] == state["steps_total"] == 12
-            page.wait_for_function("document.querySelector('video').readyState >= 1")
+            page.wait_for_function("() => document.querySelector('video').readyState >= 1")
             # The media URL carries the key (?key=): the player could load it.
             assert page.evaluate("document.querySelector('video').duration") > 7.9
 
@@ -264,11 +264,12 @@ def test_upload_timeline_streamed_answer_and_a_timestamp_that_seeks(
             before = page.evaluate("document.querySelector('video').currentTime")
             links.nth(target).click()
             page.wait_for_function(
-                f"Math.abs(document.querySelector('video').currentTime - {times[target]}) < 0.05"
+                "t => Math.abs(document.querySelector('video').currentTime - t) < 0.05",
+                arg=times[target],
             )
             after = page.evaluate("document.querySelector('video').currentTime")
             assert after != before and after == pytest.approx(times[target], abs=0.05)
-            page.wait_for_function("!document.querySelector('video').seeking")
+            page.wait_for_function("() => !document.querySelector('video').seeking")
 
             shot = artifacts_dir() / "web-chat.png"
             page.screenshot(path=str(shot), full_page=True)

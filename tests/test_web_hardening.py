@@ -658,7 +658,9 @@ def test_the_page_works_under_its_content_security_policy(
             page.wait_for_selector('.msg.assistant[data-done="true"]', timeout=30_000)
             assert page.locator(".msg.assistant a.ts").all_text_contents() == ["00:05"]
             page.click("#reset")  # POST from the page itself: same origin, accepted
-            page.wait_for_function("document.getElementById('messages').children.length === 0")
+            page.wait_for_function(
+                "() => document.getElementById('messages').children.length === 0"
+            )
             assert errors == [] and refused == []
             # the policy is in force: an inline script injected into the page does not run
             ran = page.evaluate(
