@@ -210,9 +210,11 @@ def test_a_replica_stopped_mid_run_loses_no_sample(
     assert all(r.ok for r in done.values()), [r.error for r in done.values() if not r.ok]
     # least-outstanding balancing: with 4 in flight, both replicas were busy before the stop
     assert before["sent"][live] >= 2 and before["sent"][dead] >= 2, before
-    # every sample was answered once in all; after the stop only the live replica answered
+    # every sample was answered once in all; after the stop the stopped replica answered at most
+    # the requests it already had in flight (a stopping vLLM may still finish one)
     assert sum(wire.answered.values()) == ROWS
-    assert wire.answered[dead] == before["answered"][dead]
+    in_flight = before["sent"][dead] - before["answered"][dead]
+    assert wire.answered[dead] - before["answered"][dead] <= in_flight
     # the dead replica is out: only the requests picked before its first failure went to it
     assert wire.sent[dead] - before["sent"][dead] <= 4
     stats = {host_port(s.url): s for s in backend.stats()}
