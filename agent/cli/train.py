@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import TaskID
 from rich.table import Table
 
+from vidagent.cli.options import DeviceOpt
 from vidagent.tools.perceive_records import ProgressEvent
 from vidagent.tools.visual_embedder import DEFAULT_VISUAL_MODEL
 from vidagent.train.actions import TrainReport
@@ -106,9 +107,7 @@ def actions(
     cached_only: Annotated[
         bool, Opt("--cached-only", help="Use only embeddings already in the store.")
     ] = False,
-    device: Annotated[
-        str, Opt("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")
-    ] = "auto",
+    device: DeviceOpt = "auto",
     batch_size: Annotated[
         int | None, Opt("--batch-size", min=1, metavar="N", help="Images per forward pass.")
     ] = None,
