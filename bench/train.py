@@ -1,8 +1,9 @@
-"""Training throughput and memory: action-head samples/s (and, later, LoRA SFT tokens/s).
+"""Training throughput and memory: action-head samples/s and ``train llm`` SFT tokens/s.
 
 Usage::
 
-    HF_HUB_OFFLINE=1 python bench/train.py [--only head] [--n 16000] [--epochs 2] [--device cpu]
+    HF_HUB_OFFLINE=1 python bench/train.py [--only head|sft] [--n 16000] [--epochs 2]
+        [--device cpu] [--steps 3] [--seq 512]
 
 Rows (each run in its own subprocess, so ``peak RSS`` is that row's own high-water mark, from
 ``getrusage``; ``peak GPU`` is ``torch.cuda.max_memory_allocated`` when the device is CUDA):
@@ -22,9 +23,19 @@ The metric is training samples per second (epochs x train samples / fit seconds,
 pass included), best of one run. Caveats: the machine may be shared (other processes only ever
 add time); tiny problems run torch single-threaded on CPU (:mod:`vidagent.train.fit`).
 
-SFT rows (``sft / ...``: tokens/s of ``vidagent train llm`` on the tiny Llama and a 0.5B-class
-random-weight config, peak memory) are added by the ``train llm`` work: register a function in
-:data:`BENCHES` that returns :class:`Row`\\ s with ``unit="tokens/s"``.
+SFT rows (``sft / ...``): :func:`vidagent.train.llm.train_llm`, the code ``vidagent train llm``
+runs, for ``--steps`` optimizer steps on examples of ``--seq`` tokens each (batch 4 for the tiny
+model, 1 for the 0.5B one), Trainer and all:
+
+* ``tiny Llama, full`` and ``tiny Llama, LoRA r16``: the test model (2 layers, 128 wide, 384
+  tokens of vocabulary);
+* ``0.5B-class Llama, LoRA r16``: random weights in Qwen2.5-0.5B's shape (24 layers, 896 wide,
+  14 heads / 2 KV heads, 4864 MLP, 151,936 vocabulary, tied embeddings: 494M parameters) with
+  the tiny tokenizer (the ids it uses are a subset; the compute is the full model's), LoRA on
+  q/k/v/o.
+
+tokens/s counts the tokens the optimizer steps trained on (steps x batch x sequence length) over
+the Trainer's own train time (``train_runtime``, model load and the eval passes excluded).
 """
 
 from __future__ import annotations
@@ -147,11 +158,16 @@ HEAD_CASES: dict[str, Callable[[argparse.Namespace], Row]] = {
 
 
 def head_rows(args: argparse.Namespace) -> list[Row]:
-    """Each head case in its own subprocess (its own peak RSS)."""
+    return _subprocess_rows(args, HEAD_CASES)
+
+
+def _subprocess_rows(args: argparse.Namespace, cases: dict[str, Callable[..., Row]]) -> list[Row]:
+    """Each case in its own subprocess (its own peak RSS)."""
     rows = []
-    for case in HEAD_CASES:
+    for case in cases:
         cmd = [sys.executable, __file__, "--case", case, "--n", str(args.n)]
         cmd += ["--epochs", str(args.epochs), "--device", args.device]
+        cmd += ["--steps", str(args.steps), "--seq", str(args.seq)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{case}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -160,9 +176,101 @@ def head_rows(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+def _llama_05b(out: Path) -> Path:
+    """Random weights in Qwen2.5-0.5B's shape (a Llama config) with the tiny tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from vidagent.testing.tiny_llm import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    vocab = tokenizer.get_vocab()
+    config = LlamaConfig(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
+        tie_word_embeddings=True, bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _examples(model: Path, seq: int, n: int) -> list:
+    """``n`` chat examples of exactly ``seq`` tokens as train llm encodes them."""
+    from transformers import AutoTokenizer
+
+    from vidagent.core.records import ChatMessage
+    from vidagent.train.llm import encode_example
+    from vidagent.train.sft_data import SFTExample
+
+    tok = AutoTokenizer.from_pretrained(model)
+    words = "take knife, cut onion, put knife, take pan, stir pan, wash cup, put cup, open fridge"
+    out = []
+    for i in range(n):
+        text = f"{i} " + words * (4 * seq // len(words) + 1)
+        completion = '{"actions":[{"verb":"take","noun":"knife"}]}'
+        ex = SFTExample(key=str(i), messages=[ChatMessage(role="user", content=text)],
+                        completion=completion)  # fmt: skip
+        row = encode_example(tok, ex, 10**6)
+        assert row is not None
+        over = len(row["input_ids"]) - seq
+        while over > 0:  # trim the prompt text until the whole example is seq tokens
+            text = text[: -max(1, over)]
+            ex = ex.model_copy(update={"messages": [ChatMessage(role="user", content=text)]})
+            row = encode_example(tok, ex, 10**6)
+            assert row is not None
+            over = len(row["input_ids"]) - seq
+        out.append(ex)
+    return out
+
+
+def sft_case(args: argparse.Namespace, size: str, lora: bool) -> Row:
+    from vidagent.testing.tiny_llm import build_tiny_llama
+    from vidagent.train.llm import TrainLLMConfig, train_llm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tiny = size == "tiny"
+        model = build_tiny_llama(root / "m") if tiny else _llama_05b(root / "m")
+        batch = 4 if tiny else 1
+        examples = _examples(model, args.seq, batch * args.steps)
+        settings: dict[str, object] = (
+            {"lora": {"rank": 16, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj",
+                                                                  "o_proj"]}}
+            if lora else {"full": True}
+        )  # fmt: skip
+        config = TrainLLMConfig(
+            base_model=str(model), out=root / "out", task="ego4d_lta", max_steps=args.steps,
+            batch_size=batch, eval_steps=10**9, device=args.device, **settings,
+        )  # fmt: skip
+        report = train_llm(config, examples, examples[:1])
+        seconds = report.manifest.metrics["train_seconds"]
+    tokens = args.steps * batch * args.seq
+    name = ("tiny Llama" if tiny else "0.5B-class Llama") + (", LoRA r16" if lora else ", full")
+    return Row(
+        "sft", name, args.device, tokens, args.steps, round(seconds, 2),
+        round(tokens / seconds, 1), "tokens/s", _peak_rss_mib(), _peak_gpu_mib(args.device),
+        f"batch {batch} x {args.seq} tokens",
+    )  # fmt: skip
+
+
+SFT_CASES: dict[str, Callable[[argparse.Namespace], Row]] = {
+    "sft-tiny-full": lambda a: sft_case(a, "tiny", lora=False),
+    "sft-tiny-lora": lambda a: sft_case(a, "tiny", lora=True),
+    "sft-05b-lora": lambda a: sft_case(a, "0.5b", lora=True),
+}
+CASES = {**HEAD_CASES, **SFT_CASES}
+
+
+def sft_rows(args: argparse.Namespace) -> list[Row]:
+    return _subprocess_rows(args, SFT_CASES)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "head": head_rows,
-    # "sft": sft_rows,  <- `vidagent train llm`: tokens/s (tiny Llama, 0.5B-class random config)
+    "sft": sft_rows,
 }
 
 
@@ -188,10 +296,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16000, help="Ego4D-size rows: train samples.")
     parser.add_argument("--epochs", type=int, default=2, help="Ego4D-size rows: epochs.")
     parser.add_argument("--device", default="cpu", help="torch device of the fits.")
-    parser.add_argument("--case", choices=sorted(HEAD_CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=3, help="SFT rows: optimizer steps.")
+    parser.add_argument("--seq", type=int, default=512, help="SFT rows: tokens per example.")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # a subprocess of head_rows: one row as JSON on the last line
-        print(json.dumps(asdict(HEAD_CASES[args.case](args))))
+        print(json.dumps(asdict(CASES[args.case](args))))
         return
     rows = [row for name, bench in BENCHES.items() if args.only in (None, name)
             for row in bench(args)]  # fmt: skip

@@ -107,6 +107,41 @@ def test_lta_training_prompt_is_what_inference_sends(tmp_path: Path) -> None:
     assert path.is_file()
 
 
+def test_in_context_examples_from_a_bank_are_rendered_as_inference_renders_them(
+    tmp_path: Path,
+) -> None:
+    """``train llm --bank``: the training prompt carries the examples inference retrieves (the
+    sample's own clip excluded, as at inference), byte for byte."""
+    from vidagent.retrieval import ExampleBank, SentenceTransformerEmbedder
+
+    params = Params(z=2, candidates=1, observed=2)
+    path, timelines = write_lta(tmp_path, "train", 3, 8, 0)
+    bench = benchmark("ego4d_lta")
+    embedder = SentenceTransformerEmbedder()
+    bank = ExampleBank.build(bench.bank_examples(path, params=params), embedder)
+    options = TaskOptions(max_timeline_chars=300, k=2)
+    samples = bench.load_samples(path, params)
+    data = build_examples(bench, samples, timelines.__getitem__, options=options, params=params,
+                          taxonomy=TAXONOMY, bank=bank)  # fmt: skip
+    assert not data.skipped and len(data.examples) == len(samples)
+    sample, ex = samples[0], data.examples[0]
+    assert "Example 1:" in ex.messages[-1].content and "Example 2:" in ex.messages[-1].content
+    timeline = timelines[sample.video_id]
+    from vidagent.evals.sources import observed_part
+
+    spec = AnticipateSpec(tuple(VERBS), tuple(NOUNS), z=2, k=1,
+                          observed=observed_part(timeline, sample.observed_end or 0.0))  # fmt: skip
+    deps = TaskDeps(llm=LLMClient(HFBackend("unused")), options=options, bank=bank)
+    sent = prepare_task(spec, timeline, deps)
+    assert ex.messages == sent.requests[0].messages
+    shown = {e.video_id for e in sent.run.examples}
+    assert shown and sample.video_id not in shown  # the sample's own clip is never an example
+    without = build_examples(bench, samples[:1], timelines.__getitem__,
+                             options=TaskOptions(max_timeline_chars=300), params=params,
+                             taxonomy=TAXONOMY)  # fmt: skip
+    assert "Example 1:" not in without.examples[0].messages[-1].content
+
+
 def test_qa_and_moment_targets_use_the_tasks_own_prompts() -> None:
     timeline = timeline_of("v", [ACTIONS[a] for a in range(5)], captions=True)
     options = TaskOptions(max_timeline_chars=4000)

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import TaskID
 
+from vidagent.cli.options import BankOpt
 from vidagent.core.records import Timeline
 from vidagent.train.llm import TrainProgress
 
@@ -105,6 +106,17 @@ def llm(
             help="Timeline budget of the prompt (as the eval).",
         ),
     ] = 4000,
+    bank: BankOpt = None,
+    examples: Annotated[
+        int | None,
+        Opt(
+            "--examples",
+            min=0,
+            metavar="N",
+            help="In-context examples per prompt (needs --bank; default 3 with it, as eval run).",
+            show_default=False,
+        ),
+    ] = None,
     full: Annotated[
         bool, Opt("--full", help="Fine-tune every weight instead of a LoRA (small models).")
     ] = False,
@@ -154,8 +166,10 @@ def llm(
 ) -> None:
     """Fine-tune the reasoner (LoRA, or --full) on a benchmark's prompts; write the adapter.
 
-    Serve it with --llm-model BASE --llm-adapter DIR in process, or start vLLM with
-    --enable-lora --lora-modules NAME=DIR and pass --llm-model NAME.
+    The prompts are the ones eval run sends with the same options (--max-timeline-chars,
+    --bank/--examples, Z/K): give the same ones to both. Serve it with --llm-model BASE
+    --llm-adapter DIR in process, or start vLLM with --enable-lora --lora-modules NAME=DIR and
+    pass --llm-model NAME.
     """
     from vidagent.api.config import validated
     from vidagent.core.errors import ConfigError
@@ -174,6 +188,12 @@ def llm(
 
     if (timelines is None) == (captions is None):
         raise ConfigError("give exactly one of --timelines DIR and --captions FILE")
+    if bank is None and examples:
+        raise ConfigError(
+            f"--examples {examples} needs --bank (an example bank folder from vidagent index build)"
+        )
+    if bank is not None and not bank.is_dir():
+        raise ConfigError(f"--bank {bank}: not a directory")
     lora = validated(
         LoRASettings, rank=rank, alpha=alpha, dropout=dropout,
         target_modules=[t.strip() for t in target_modules.split(",") if t.strip()],
@@ -193,13 +213,20 @@ def llm(
         val_samples = bench.load_samples(val, params)
     else:
         train_samples, val_samples = split_by_video(train_samples, val_fraction, seed)
-    options = TaskOptions(max_timeline_chars=max_timeline_chars)
+    from vidagent.cli.eval_sources import load_bank
 
-    def examples(samples: list[Sample], split: str) -> list[SFTExample]:
-        data = build_examples(bench, samples, source, options=options, params=params, taxonomy=tax)
+    k = (3 if examples is None else examples) if bank is not None else 0
+    options = TaskOptions(max_timeline_chars=max_timeline_chars, k=k)
+    example_bank = load_bank(bank)
+
+    def rendered(samples: list[Sample], split: str) -> list[SFTExample]:
+        data = build_examples(
+            bench, samples, source, options=options, params=params, taxonomy=tax,
+            bank=example_bank,
+        )  # fmt: skip
         return require_examples(data, split)
 
-    train_examples, val_examples = examples(train_samples, "train"), examples(val_samples, "val")
+    train_examples, val_examples = rendered(train_samples, "train"), rendered(val_samples, "val")
     console = Console(stderr=True)
     with steps_bar(console) as on_progress:
         report = train_llm(config, train_examples, val_examples, on_progress=on_progress)

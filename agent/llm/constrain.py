@@ -2,12 +2,16 @@
 
 - :class:`ChoiceConstraint`: a prefix trie over the token ids of each choice (as the tokenizer
   encodes it); end-of-sequence is allowed only where a choice is complete. Exact.
-- :class:`RegexConstraint`: before each step, every vocabulary token is tried against the
+- :class:`RegexConstraint`: before each step, the vocabulary's tokens are tried against the
   ``regex`` package's partial full-match of ``text so far + token``; end-of-sequence is allowed
   only when the text fully matches. Exact for the tokens it considers, which excludes special tokens
   and tokens that decode to an incomplete UTF-8 sequence (a character split across tokens cannot be
-  produced). Cost is one regex call per vocabulary token per step (memoised per prefix): fine for
-  small vocabularies (the tiny test model, ~400 tokens), slow for 100k-token vocabularies.
+  produced). The tokens are walked as a character trie (:class:`PieceTrie`, built once per
+  tokenizer): a prefix that cannot continue the text prunes every token that starts with it (a
+  partial match is prefix-closed, so this is exact), so a step costs one regex call per viable
+  trie node and its children, not one per vocabulary token; each call still reads the whole text
+  (memoised per prefix). Fine for small vocabularies and short outputs (the tiny test model, a
+  Z=20 anticipation); slow for 100k-token vocabularies with long outputs.
 - JSON schema: :func:`vidagent.llm.json_regex.schema_to_regex`, then :class:`RegexConstraint`.
 
 :class:`ConstraintLogitsProcessor` applies one constraint to every row of a ``generate`` batch by
@@ -52,15 +56,37 @@ class ChoiceConstraint:
         return list(node) or [self.eos_id]
 
 
-class RegexConstraint:
-    """The output fully matches ``pattern``; ``pieces[i]`` is token ``i``'s text (None: unused)."""
+class PieceTrie:
+    """The token texts as a character trie: node = (children by character, ids ending here)."""
 
-    def __init__(self, pattern: str, pieces: Sequence[str | None], eos_id: int) -> None:
+    def __init__(self, pieces: Sequence[str | None]) -> None:
+        self.root: tuple[dict[str, Any], list[int]] = ({}, [])
+        for i, piece in enumerate(pieces):
+            if not piece:
+                continue
+            node = self.root
+            for ch in piece:
+                node = node[0].setdefault(ch, ({}, []))
+            node[1].append(i)
+
+
+class RegexConstraint:
+    """The output fully matches ``pattern``; ``pieces[i]`` is token ``i``'s text (None: unused).
+    ``trie``: :class:`PieceTrie` of ``pieces`` (built here when not given)."""
+
+    def __init__(
+        self,
+        pattern: str,
+        pieces: Sequence[str | None],
+        eos_id: int,
+        trie: PieceTrie | None = None,
+    ) -> None:
         import regex
 
         self.pattern = regex.compile(pattern)
         self.pieces = pieces
         self.eos_id = eos_id
+        self.trie = trie if trie is not None else PieceTrie(pieces)
         self._memo: dict[str, list[int]] = {}
 
     def text(self, generated: Sequence[int]) -> str:
@@ -76,11 +102,18 @@ class RegexConstraint:
         if cached is not None:
             return cached
         match = self.pattern.fullmatch
-        ids = [
-            i
-            for i, piece in enumerate(self.pieces)
-            if piece and match(text + piece, partial=True) is not None
-        ]
+        ids: list[int] = []
+        stack = [(self.trie.root, text)]
+        while stack:
+            (children, _), prefix = stack.pop()
+            for ch, child in children.items():
+                extended = prefix + ch
+                if match(extended, partial=True) is None:
+                    continue  # neither this token nor any token starting with it fits
+                ids.extend(child[1])
+                if child[0]:
+                    stack.append((child, extended))
+        ids.sort()
         if self.complete(text):
             ids.append(self.eos_id)
         if len(self._memo) < _MEMO_LIMIT:
@@ -99,9 +132,14 @@ def token_pieces(tokenizer: Any) -> list[str | None]:
 
 
 def build_constraint(
-    structured: StructuredOutput, tokenizer: Any, pieces: Sequence[str | None], eos_id: int
+    structured: StructuredOutput,
+    tokenizer: Any,
+    pieces: Sequence[str | None],
+    eos_id: int,
+    trie: PieceTrie | None = None,
 ) -> ChoiceConstraint | RegexConstraint:
-    """The constraint for ``structured`` over ``tokenizer``'s vocabulary."""
+    """The constraint for ``structured`` over ``tokenizer``'s vocabulary (``trie``: the
+    :class:`PieceTrie` of ``pieces``, kept by the caller so it is built once)."""
     if structured.kind == "choice":
         assert structured.choices is not None
         return ChoiceConstraint(
@@ -109,11 +147,11 @@ def build_constraint(
         )
     if structured.kind == "regex":
         assert structured.regex is not None
-        return RegexConstraint(structured.regex, pieces, eos_id)
+        return RegexConstraint(structured.regex, pieces, eos_id, trie)
     from vidagent.llm.json_regex import schema_to_regex
 
     assert structured.json_schema is not None
-    return RegexConstraint(schema_to_regex(structured.json_schema), pieces, eos_id)
+    return RegexConstraint(schema_to_regex(structured.json_schema), pieces, eos_id, trie)
 
 
 class ConstraintLogitsProcessor:

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from vidagent.core.errors import MissingDependencyError
-from vidagent.llm.constrain import ConstraintLogitsProcessor, build_constraint, token_pieces
+from vidagent.llm.constrain import (
+    ConstraintLogitsProcessor,
+    PieceTrie,
+    build_constraint,
+    token_pieces,
+)
 from vidagent.llm.errors import LLMRequestError
 from vidagent.llm.types import LLMRequest, LLMResponse, Usage
 
@@ -60,6 +65,7 @@ class HFBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._pieces: list[str | None] = []
+        self._trie: PieceTrie | None = None
 
     async def model_name(self) -> str:
         return self.name_served
@@ -101,6 +107,7 @@ class HFBackend:
             raise LLMRequestError(f"tokenizer of {self.model_path} has no end-of-sequence token")
         self._tokenizer, self._model = tokenizer, model
         self._pieces = token_pieces(tokenizer)
+        self._trie = PieceTrie(self._pieces)
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         return await asyncio.to_thread(self.generate_blocking, request)
@@ -144,7 +151,9 @@ class HFBackend:
             if s.stop:
                 kwargs.update(stop_strings=s.stop, tokenizer=tok)
             if request.structured is not None:
-                constraint = build_constraint(request.structured, tok, self._pieces, eos)
+                constraint = build_constraint(
+                    request.structured, tok, self._pieces, eos, self._trie
+                )
                 kwargs["logits_processor"] = [
                     ConstraintLogitsProcessor(constraint, prompt_len, eos)
                 ]

@@ -289,6 +289,7 @@ def train_llm(
             "eval_loss_before": float(before),
             "eval_loss": float(after),
             "steps": float(result.global_step),
+            "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
         },
     )
     if trainer.is_world_process_zero():
