@@ -194,7 +194,7 @@ def _eval_model(
     from vidagent.evals.registry import benchmark
     from vidagent.evals.report import summarize
     from vidagent.evals.run_folder import RunConfig, check_config, prepare_run_dir
-    from vidagent.evals.runner import Solver, run_samples, to_run
+    from vidagent.evals.runner import Solver, run_samples
     from vidagent.llm import LLMClient
     from vidagent.llm.hf_backend import HFBackend
 
@@ -210,7 +210,6 @@ def _eval_model(
     llm = LLMClient(HFBackend(model, device="cpu"), max_concurrency=settings.concurrency)
     try:
         solve = Solver(llm, config, read_taxonomy(taxonomy_file))
-        ran = len(to_run(samples, {}))
         start = time.perf_counter()
         results = run_samples(
             samples, source=timelines, solve=solve, run_dir=run_dir, workers=settings.concurrency
@@ -220,7 +219,7 @@ def _eval_model(
         llm.close()
     params = Params(z=settings.z, candidates=settings.k, observed=settings.observed)
     summary = summarize(
-        bench, samples, results, wall_s=wall_s, ran=ran, run_dir=run_dir, params=params
+        bench, samples, results, wall_s=wall_s, ran=len(samples), run_dir=run_dir, params=params
     )
     ok = [r for r in results.values() if r.ok]
     valid = sum(r.valid for r in ok) / len(ok) if ok else 0.0

@@ -65,8 +65,7 @@ def demo(
 
     def show(event: DemoEvent) -> None:
         if event.kind == "step":
-            number, _, text = event.text.partition(" ")
-            console.print(f"[bold]{number}[/] {text}", highlight=False)
+            print_step(event, console)
         elif event.kind == "task":
             console.rule(event.text)
         elif isinstance(event.result, AnswerResult):
@@ -102,13 +101,9 @@ def train_demo(out_dir: Path | None) -> None:
         highlight=False,
     )
 
-    def show(event: DemoEvent) -> None:
-        number, _, text = event.text.partition(" ")
-        console.print(f"[bold]{number}[/] {text}", highlight=False)
-
     _quiet_transformers()
     with quiet_native_stderr(), console.status("training and evaluating..."):
-        results = run_train_demo(out_dir, show)
+        results = run_train_demo(out_dir, lambda event: print_step(event, console))
     settings = results.settings
     table = Table(
         title=f"Ego4D LTA on {results.rows[0].windows} val windows of the world: edit distance "
@@ -127,6 +122,12 @@ def train_demo(out_dir: Path | None) -> None:
         f"folders (results.jsonl, report.md, outputs.json) in {results.out_dir}/",
         highlight=False,
     )
+
+
+def print_step(event: DemoEvent, console: Console) -> None:
+    """``2/5 text`` with the step number in bold."""
+    number, _, text = event.text.partition(" ")
+    console.print(f"[bold]{number}[/] {text}", highlight=False)
 
 
 def _quiet_transformers() -> None:
