@@ -8,7 +8,10 @@ A benchmark module under :mod:`vidagent.evals.benchmarks` exports ``BENCHMARK``,
 - how its annotation file is read (:meth:`~Benchmark.load_samples`), and how one sample is
   predicted (:meth:`~Benchmark.solve`: which task it calls, and the prediction it records);
 - its official prediction format: :meth:`~Benchmark.read_predictions`, the ``submission_file``
-  a run writes and :meth:`~Benchmark.submission` / :meth:`~Benchmark.submission_text`;
+  a run writes and :meth:`~Benchmark.submission` / :meth:`~Benchmark.submission_text`; a
+  benchmark whose official predictions are two files (NExT-GQA: grounding spans and QA results)
+  names the second in ``companion_file``, reads both in :meth:`~Benchmark.read_prediction_files`
+  and writes the second through :meth:`~Benchmark.extra_files`;
 - its official metric (:meth:`~Benchmark.score`) and how the report shows it
   (:meth:`~Benchmark.report`);
 - its in-context examples for an example bank (:meth:`~Benchmark.bank_examples`, what
@@ -33,6 +36,7 @@ from vidagent.evals.common import EvalError, Sample, SampleKind, SampleResult, T
 if TYPE_CHECKING:
     from vidagent.core.records import Timeline
     from vidagent.llm import LLMClient
+    from vidagent.retrieval import TextEmbedder
     from vidagent.retrieval.bank import Example, ExampleBank
     from vidagent.tasks import RunRecord, TaskOptions
 
@@ -69,6 +73,7 @@ class SolveContext:
     params: Params = DEFAULT_PARAMS
     bank: ExampleBank | None = None
     taxonomy: Taxonomy | None = None
+    text_embedder: TextEmbedder | None = None  # segment relevance (a benchmark that needs it)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,12 @@ class Benchmark(ABC, Generic[P]):
     uses: ClassVar[frozenset[Param]] = frozenset()
     taxonomy_file: ClassVar[str | None] = None  # a verb/noun taxonomy it needs (usual file name)
     bank_task: ClassVar[str | None] = None  # task of its bank examples; None: it gives none
+    # A second official prediction file, written next to ``submission_file`` by a run and read
+    # with it by :meth:`read_prediction_files` (``eval score --qa-predictions``); None: none.
+    companion_file: ClassVar[str | None] = None
+    companion_required: ClassVar[bool] = False  # whether scoring needs the second file
+    # How the score counts a sample the prediction file does not answer (``eval score`` says so).
+    missing_rule: ClassVar[str] = "scored as wrong"
 
     def __repr__(self) -> str:
         return f"<benchmark {self.name}>"
@@ -148,6 +159,11 @@ class Benchmark(ABC, Generic[P]):
             return "".join(json.dumps(p) + "\n" for p in predictions)
         return json.dumps(predictions)
 
+    def extra_files(self, predictions: P) -> dict[str, str]:
+        """Other official files a run writes next to the submission file, name -> text (the
+        :attr:`companion_file`); default none."""
+        return {}
+
     # --- scoring ------------------------------------------------------------------------------
 
     @abstractmethod
@@ -171,14 +187,34 @@ class Benchmark(ABC, Generic[P]):
         keys = self.prediction_keys(predictions)
         return Coverage(matched=sum(s.key in keys for s in samples), total=len(samples))
 
+    def read_prediction_files(self, path: Path | str, companion: Path | str | None = None) -> P:
+        """What :meth:`scored_files` scores: :meth:`read_predictions` of ``path``; a benchmark
+        with a :attr:`companion_file` overrides this to read that file too. Here a companion
+        file is an error (this benchmark has one prediction file)."""
+        if companion is not None:
+            raise EvalError(
+                companion,
+                f"{self.name} has one prediction file ({self.submission_file}), not a second one",
+            )
+        return self.read_predictions(path)
+
     def score_files(
-        self, annotations: Path | str, predictions: Path | str, params: Params = DEFAULT_PARAMS
+        self,
+        annotations: Path | str,
+        predictions: Path | str,
+        params: Params = DEFAULT_PARAMS,
+        companion: Path | str | None = None,
     ) -> Metrics:
-        """``vidagent eval score``: an official prediction file against an annotation file."""
-        return self.scored_files(annotations, predictions, params).metrics
+        """``vidagent eval score``: an official prediction file (and its :attr:`companion_file`
+        where the benchmark has one) against an annotation file."""
+        return self.scored_files(annotations, predictions, params, companion).metrics
 
     def scored_files(
-        self, annotations: Path | str, predictions: Path | str, params: Params = DEFAULT_PARAMS
+        self,
+        annotations: Path | str,
+        predictions: Path | str,
+        params: Params = DEFAULT_PARAMS,
+        companion: Path | str | None = None,
     ) -> FileScore:
         """:meth:`score_files` with the coverage; a prediction file that answers none of the
         annotation file's samples (another split, another key format) is an error, not a score
@@ -186,7 +222,7 @@ class Benchmark(ABC, Generic[P]):
         samples = self.load_samples(annotations, params)
         if not samples:
             raise EvalError(annotations, "has no samples to score")
-        loaded = self.read_predictions(predictions)
+        loaded = self.read_prediction_files(predictions, companion)
         coverage = self.coverage(samples, loaded)
         if not coverage.matched:
             theirs = sorted(self.prediction_keys(loaded))[:3]

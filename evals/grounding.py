@@ -90,12 +90,14 @@ def score_moments(
 
 
 def solve_moment(sample: Sample, timeline: Timeline, context: SolveContext) -> Solution:
-    """Localize the sample's query with ``localize_query``: one window, clipped to the video."""
+    """Localize the sample's query with ``localize_query``: one window, clipped to the video (the
+    run's text embedder, if any, ranks the segments and refines the window)."""
     from vidagent.tasks import localize_query
 
     loc = localize_query(
-        timeline, sample.question, llm=context.llm, bank=context.bank, context=context.options
-    )
+        timeline, sample.question, llm=context.llm, bank=context.bank, context=context.options,
+        text_embedder=context.text_embedder,
+    )  # fmt: skip
     end = min(loc.end, sample.duration) if sample.duration else loc.end
     start = min(loc.start, end)
     return Solution([[round(start, 3), round(end, 3), 1.0]], start < end, loc.run)

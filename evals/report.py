@@ -18,12 +18,19 @@ from vidagent.evals.common import Sample, SampleResult
 
 
 def write_submission(bench: Benchmark[Any], predictions: Any, run_dir: Path) -> Path:
-    """The benchmark's official submission file in ``run_dir`` (replaced atomically)."""
+    """The benchmark's official submission file in ``run_dir``, and the other official files it
+    names (:meth:`~vidagent.evals.benchmark.Benchmark.extra_files`), each replaced atomically."""
     path = run_dir / bench.submission_file
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(bench.submission_text(predictions), encoding="utf-8")
-    tmp.replace(path)
+    _write_atomic(path, bench.submission_text(predictions))
+    for name, text in bench.extra_files(predictions).items():
+        _write_atomic(run_dir / name, text)
     return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def summarize(
@@ -70,6 +77,7 @@ def summarize(
         "ran_this_time": ran,
         "samples_per_s": round(ran / wall_s, 3) if wall_s > 0 else None,
         "submission": submission.name,
+        "other_files": sorted(bench.extra_files(predictions)),
     }
     tables = bench.report(metrics) if metrics else []
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -88,7 +96,8 @@ def markdown(summary: Mapping[str, Any], tables: Sequence[MetricTable] = ()) -> 
                  f"{usage['completion_tokens']} |")  # fmt: skip
     lines.append(f"| wall time (s) | {summary['wall_s']} |")
     lines.append(f"| samples/s (this invocation) | {summary['samples_per_s']} |")
-    lines.append(f"| submission file | `{summary['submission']}` |")
+    files = [summary["submission"], *summary.get("other_files", [])]
+    lines.append(f"| submission file | {', '.join(f'`{f}`' for f in files)} |")
     lines += ["", "## Metrics"]
     for table in tables:
         if not table.rows:

@@ -46,6 +46,7 @@ from vidagent.evals.sources import TimelineSource
 if TYPE_CHECKING:
     from vidagent.core.records import Timeline
     from vidagent.llm import LLMClient
+    from vidagent.retrieval import TextEmbedder
     from vidagent.retrieval.bank import ExampleBank
 
 __all__ = [
@@ -68,7 +69,8 @@ __all__ = [
 
 class Solver:
     """Turns one sample and its timeline into a prediction: the run's benchmark solves it with the
-    run's settings (LLM, example bank, taxonomy, Z and K)."""
+    run's settings (LLM, example bank, taxonomy, Z and K, and the text embedder for segment
+    relevance, which the caller builds for a benchmark that ``needs_text_embedder``)."""
 
     def __init__(
         self,
@@ -76,13 +78,16 @@ class Solver:
         config: RunConfig,
         taxonomy: Taxonomy | None = None,
         bank: ExampleBank | None = None,
+        text_embedder: TextEmbedder | None = None,
     ) -> None:
         from vidagent.tasks import TaskOptions
 
         self.benchmark = benchmark(config.task)
         options = TaskOptions(max_timeline_chars=config.max_timeline_chars, k=config.k)
         params = Params(z=config.lta_z, candidates=config.lta_k)
-        self.context = SolveContext(llm, options, params, bank=bank, taxonomy=taxonomy)
+        self.context = SolveContext(
+            llm, options, params, bank=bank, taxonomy=taxonomy, text_embedder=text_embedder
+        )
 
     def __call__(self, sample: Sample, timeline: Timeline) -> Solution:
         return self.benchmark.solve(sample, timeline, self.context)

@@ -77,7 +77,7 @@ def test_qvhighlights_reproduces_every_official_mr_number() -> None:
     official = json.loads(real("qvhighlights/sample_val_preds_metrics_raw.json").read_text())
     for split in ("full", "short", "middle", "long"):
         assert metrics[split] == official[split], split
-    assert metrics["brief"] == {k: v for k, v in official["brief"].items() if k.startswith("MR")}
+    assert metrics["brief"] == official["brief"]  # the HL figures: tests/test_eval_qvhighlights_hl
     assert metrics["R1@0.3"] == 67.48 and metrics["mIoU"] == 49.21
     assert metrics["R1@0.5"] == official["brief"]["MR-full-R1@0.5"]
 

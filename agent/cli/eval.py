@@ -2,7 +2,8 @@
 
 Thin commands over :mod:`vidagent.evals`: ``score`` reads a benchmark's annotations and its
 official prediction/submission format and prints the metrics as one JSON object (a file that
-answers none of the samples is an error; partial coverage is shown on stderr); ``run`` answers a
+answers none of the samples is an error; partial coverage is shown on stderr; a benchmark scored
+from two official files takes the second with ``--qa-predictions``); ``run`` answers a
 benchmark's samples with the agent (see :mod:`vidagent.evals.runner`) and draws its progress bar
 from the runner's callbacks. The benchmarks are the ones the registry finds; what one needs (a
 taxonomy, Z or K) is read from the benchmark object, never from its name. Errors are one line
@@ -79,6 +80,15 @@ def score(
             help=setting_help("Future actions scored, Z of ED@Z (>= 1; official: 20)", "z"),
         ),
     ] = None,
+    qa_predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--qa-predictions", metavar="FILE",
+            help=names_help("The second official prediction file (QA results {key: "
+                            "{prediction, answer}}) of a benchmark scored from two; for",
+                            companion_users()),
+        ),
+    ] = None,
 ) -> None:  # fmt: skip
     """Score a prediction file the way the official script does; print JSON metrics."""
     from vidagent.evals.registry import benchmark
@@ -86,14 +96,37 @@ def score(
     bench = benchmark(task)
     params = Params(z=z)
     check_settings(bench, params)
-    scored = bench.scored_files(annotations, predictions, params)
+    check_companion(bench, qa_predictions)
+    scored = bench.scored_files(annotations, predictions, params, companion=qa_predictions)
     typer.echo(json.dumps(scored.metrics, indent=2))
     cover = scored.coverage
     if cover.matched < cover.total:
         typer.echo(
             f"coverage: {cover.matched} of {cover.total} samples have a prediction "
-            f"({cover.total - cover.matched} missing, scored as wrong)",
+            f"({cover.total - cover.matched} missing, {bench.missing_rule})",
             err=True,
+        )
+
+
+def companion_users() -> list[str]:
+    """The benchmarks scored from a second prediction file (``--qa-predictions``)."""
+    from vidagent.evals.registry import discover
+
+    return [name for name, b in discover().items() if b.companion_file is not None]
+
+
+def check_companion(bench: Benchmark[Any], companion: Path | None) -> None:
+    """``--qa-predictions`` only for a benchmark with a second prediction file, and always for
+    one that needs it."""
+    from vidagent.core.errors import ConfigError
+
+    if companion is not None and bench.companion_file is None:
+        users = ", ".join(companion_users()) or "no benchmark"
+        raise ConfigError(f"--qa-predictions does not apply to {bench.name} (only to {users})")
+    if companion is None and bench.companion_required:
+        raise ConfigError(
+            f"{bench.name} needs --qa-predictions FILE (its QA results, {bench.companion_file} "
+            f"of a run, next to {bench.submission_file})"
         )
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from vidagent.evals.common import Sample, SampleResult
     from vidagent.evals.runner import RunConfig, Waiting
     from vidagent.llm import LLMClient
+    from vidagent.retrieval import TextEmbedder
 
 __all__ = ["check_failures", "interrupted", "run_benchmark", "run_progress"]
 
@@ -87,7 +88,7 @@ def run_benchmark(
                 if ran:
                     llm.probe_sync()  # a silent, wrong or modelless server fails here, in seconds
                 tax = read_taxonomy(taxonomy) if taxonomy is not None else None
-                solve = Solver(llm, config, tax, load_bank(bank))
+                solve = Solver(llm, config, tax, load_bank(bank), _text_embedder_for(bench))
                 src = timeline_source(source[0], source[1], config, taxonomy, device)
                 start = time.perf_counter()
                 status = RunStatus(getattr(llm, "backend", None), max_retries)
@@ -113,6 +114,16 @@ def run_benchmark(
     )
     echo_replicas(llm)
     check_failures(out, samples, results, limit_failures, config.max_failures)
+
+
+def _text_embedder_for(bench: Benchmark[Any]) -> TextEmbedder | None:
+    """The bundled MiniLM for a benchmark that ``needs_text_embedder`` (segment relevance), else
+    None; the model loads on the first query it embeds."""
+    if not getattr(bench, "needs_text_embedder", False):
+        return None
+    from vidagent.retrieval import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
 
 
 def check_failures(

@@ -4,8 +4,9 @@
 
 - Source: ``questions.json`` (a list of ``{"q_uid", "google_drive_id", "question",
   "option 0".."option 4"}``) and ``subset_answers.json`` (``{q_uid: int}``, 500 questions).
-- Split: the full set (5,031 questions) is scored only by the official Kaggle server; the public
-  subset answers allow local scoring. The video id is the ``q_uid`` (videos are ``<q_uid>.mp4``).
+- Split: the full set (5,031 questions) is scored only by the official Kaggle server (the
+  ``egoschema_full`` benchmark: no local score, the same submission file); the public subset
+  answers allow local scoring here. The video id is the ``q_uid`` (videos are ``<q_uid>.mp4``).
 - Answer format: one of five options; the submission is a CSV ``q_uid,answer`` (answer 0-4),
   which is also what ``eval score`` reads.
 - Metric: accuracy over the subset questions, percent with two decimals (``subset_accuracy``);
@@ -50,6 +51,43 @@ def read_answers(path: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()}
 
 
+def read_questions(path: Path, truth: Mapping[str, int]) -> list[Sample]:
+    """The questions of ``questions.json``, those in ``truth`` with their answer (type
+    ``subset``)."""
+    data = load_json(path)
+    if not isinstance(data, list):
+        raise EvalError(path, "expected a list of questions")
+    samples = []
+    first: dict[str, int] = {}
+    for pos, item in enumerate(data):
+        try:
+            uid = str(item["q_uid"])
+            options = [str(item[f"option {i}"]) for i in range(5)]
+            question = str(item["question"])
+        except (KeyError, TypeError) as exc:
+            raise EvalError(path, f"question {pos} lacks {exc}") from exc
+        blank = [f"option {i}" for i, option in enumerate(options) if not option.strip()]
+        if blank:
+            raise EvalError(path, f"question {pos} ({uid}): {', '.join(blank)} is blank")
+        if uid in first:
+            raise EvalError(
+                path, f"question {pos}: q_uid {uid!r} again (first: question {first[uid]})"
+            )
+        first[uid] = pos
+        samples.append(
+            Sample(
+                key=uid,
+                video_id=uid,
+                kind="qa",
+                question=question,
+                options=options,
+                answer=truth.get(uid),
+                type="subset" if uid in truth else "",
+            )
+        )
+    return samples
+
+
 def submission_csv(choices: Mapping[str, int]) -> str:
     """The Kaggle submission file text."""
     lines = ["q_uid,answer", *(f"{k},{v}" for k, v in choices.items())]
@@ -68,40 +106,9 @@ class EgoSchema(Benchmark[Choices]):
         """Questions of ``questions.json``; with ``answers`` (default: ``subset_answers.json``
         next to it, if present) the subset questions carry their answer."""
         path = Path(path)
-        data = load_json(path)
-        if not isinstance(data, list):
-            raise EvalError(path, "expected a list of questions")
         answers_path = Path(answers) if answers else path.with_name("subset_answers.json")
         truth = read_answers(answers_path) if answers or answers_path.exists() else {}
-        samples = []
-        first: dict[str, int] = {}
-        for pos, item in enumerate(data):
-            try:
-                uid = str(item["q_uid"])
-                options = [str(item[f"option {i}"]) for i in range(5)]
-                question = str(item["question"])
-            except (KeyError, TypeError) as exc:
-                raise EvalError(path, f"question {pos} lacks {exc}") from exc
-            blank = [f"option {i}" for i, option in enumerate(options) if not option.strip()]
-            if blank:
-                raise EvalError(path, f"question {pos} ({uid}): {', '.join(blank)} is blank")
-            if uid in first:
-                raise EvalError(
-                    path, f"question {pos}: q_uid {uid!r} again (first: question {first[uid]})"
-                )
-            first[uid] = pos
-            samples.append(
-                Sample(
-                    key=uid,
-                    video_id=uid,
-                    kind="qa",
-                    question=question,
-                    options=options,
-                    answer=truth.get(uid),
-                    type="subset" if uid in truth else "",
-                )
-            )
-        return samples
+        return read_questions(path, truth)
 
     def read_predictions(self, path: Path | str) -> Choices:
         """A submission CSV with header ``q_uid,answer``."""
